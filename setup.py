@@ -34,6 +34,10 @@ setup(
     entry_points={
         "console_scripts": [
             "align-curate=pipeline.curate:main",
+            "align-dedup=dedup.cli:main",
+            "align-train=trainer.train:main",
+            "align-eval=trainer.evaluation.cli:main",
+            "align-search=trainer.search.cli:main",
         ]
     },
 )
