@@ -1,0 +1,105 @@
+"""Normalization of alt-texts and the paper's "unigrams" (see docs/TEXT_NORMALIZATION.md).
+
+`normalize_text` is what is stored as `text` in the curated Examples and what every text filter,
+the corpus counts and the vocabulary see; the raw alt-text is kept next to it as `text/raw`.
+Steps, in order:
+  1. HTML entities unescaped (`&amp;` -> `&`, `&#233;` -> `é`), repeatedly (at most 3 rounds) so
+     double-escaped web text (`&amp;quot;`) is fixed too;
+  2. Unicode NFKC (compatibility composition): full-width letters, ligatures (`ﬁ`), no-break
+     spaces and other presentation variants become their plain form, so that the same word is
+     counted as one token by the rare-token filter;
+  3. HTML tags (`<b>`, `</a>`, `<br/>`, `<!-- -->`) replaced by a space; a `<` not followed by
+     a letter or `/` (as in `I <3 NY`, `a < b`) is text and kept;
+  4. control and invisible format characters removed (Unicode Cc that are not whitespace, Cf
+     except the zero-width (non-)joiners used inside words and emoji sequences, lone surrogates);
+  5. every run of Unicode whitespace (incl. tabs, newlines, U+2028) collapsed to one space and the
+     ends stripped.
+Case is kept (`text`); the unigrams used by filters are lower-cased.
+"""
+import functools
+import html
+import re
+import unicodedata
+from typing import List
+
+_TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>", re.DOTALL)
+_KEPT_FORMAT_CHARS = {"\u200c", "\u200d"}  # zero-width non-joiner / joiner
+_APOSTROPHES = {"'", "\u2019"}
+_MAX_UNESCAPE_ROUNDS = 3
+
+
+def _unescape_html(text: str) -> str:
+    for _ in range(_MAX_UNESCAPE_ROUNDS):
+        unescaped = html.unescape(text)
+        if unescaped == text:
+            break
+        text = unescaped
+    return text
+
+
+@functools.lru_cache(maxsize=65536)
+def _char_class(ch: str) -> str:
+    """'w' word char, 'c' CJK ideograph, 'x' removed, 's' whitespace, 'o' other (punct, symbols)."""
+    if ch.isspace():
+        return "s"
+    category = unicodedata.category(ch)
+    if category == "Cc" or category == "Cs" or (category == "Cf" and ch not in _KEPT_FORMAT_CHARS):
+        return "x"
+    if _is_cjk(ord(ch)):
+        return "c"
+    if category[0] in "LNM":  # letters, digits/numbers, combining marks (Devanagari, Thai, ...)
+        return "w"
+    return "o"
+
+
+def _is_cjk(cp: int) -> bool:
+    # The CJK ideograph blocks BERT's BasicTokenizer splits into single characters.
+    return (
+        0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
+    )
+
+
+def normalize_text(raw: str) -> str:
+    """Normalized alt-text: entities, NFKC, tags, control chars, whitespace (see module doc)."""
+    text = _unescape_html(raw)
+    text = unicodedata.normalize("NFKC", text)
+    text = _TAG.sub(" ", text)
+    text = "".join(ch for ch in text if _char_class(ch) != "x")
+    return " ".join(text.split())
+
+
+def unigrams(text: str) -> List[str]:
+    """The paper's unigrams of a (normalized) text, lower-cased.
+
+    A unigram is a maximal run of letters, digits and combining marks, with apostrophes kept inside
+    a word and unified to `'` (`don't`, `o’clock` -> `o'clock`); every CJK ideograph is a unigram of its own (as BERT splits them).
+    Punctuation, symbols and emoji separate words and are not words: `red-bus, 2021!` ->
+    [`red`, `bus`, `2021`].
+    """
+    words: List[str] = []
+    current: List[str] = []
+    length = len(text)
+    for i, ch in enumerate(text):
+        kind = _char_class(ch)
+        if kind == "w":
+            current.append(ch)
+            continue
+        if (ch in _APOSTROPHES and current and i + 1 < length
+                and _char_class(text[i + 1]) == "w"):
+            current.append("'")  # one apostrophe form, so don’t and don't count as one token
+            continue
+        if current:
+            words.append("".join(current).lower())
+            current = []
+        if kind == "c":
+            words.append(ch)
+    if current:
+        words.append("".join(current).lower())
+    return words
+
+
+def bigrams(words: List[str]) -> List[str]:
+    """Adjacent unigram pairs joined by one space: [a, b, c] -> [`a b`, `b c`]."""
+    return [f"{a} {b}" for a, b in zip(words, words[1:])]
