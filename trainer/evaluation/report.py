@@ -1,0 +1,39 @@
+"""Writes an evaluation result as JSON and prints it as a readable table."""
+import json
+import os
+from typing import Iterator, Tuple
+
+METRIC_PREFIXES = ("R@", "top", "vote_top", "spearman")
+
+
+def flatten(result: dict, prefix: str = "") -> Iterator[Tuple[str, object]]:
+    for key, value in result.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from flatten(value, name + " / ")
+        else:
+            yield name, value
+
+
+def _cell(name: str, value) -> str:
+    leaf = name.rsplit(" / ", 1)[-1]
+    if isinstance(value, float) and leaf.startswith(METRIC_PREFIXES) and not leaf.startswith("spearman"):
+        return f"{100 * value:6.2f} %"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def format_table(task: str, result: dict) -> str:
+    rows = list(flatten(result))
+    width = max([len(n) for n, _ in rows] + [len(task)])
+    lines = [task, "-" * (width + 12)]
+    lines += [f"{name:<{width}}  {_cell(name, value):>9}" for name, value in rows]
+    return "\n".join(lines)
+
+
+def write_json(path: str, payload: dict) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
+        f.write("\n")
