@@ -18,10 +18,21 @@ def _load_all(loaders) -> list:
     return [load() for load in loaders]
 
 
+def embed_named_images(model, loaders, names: Sequence[str]) -> np.ndarray:
+    """Embeds images; an unreadable one raises ValueError naming it (not only its position)."""
+    from trainer.evaluation.exported_model import UnreadableImageError
+
+    try:
+        return model.embed_images(_load_all(loaders))
+    except UnreadableImageError as e:
+        bad = [names[i] for i in e.indices]
+        raise ValueError(f"{len(bad)} unreadable image(s): {', '.join(bad[:5])}") from e
+
+
 def retrieval(model, data: RetrievalSet, ks: Iterable[int] = metrics.DEFAULT_KS) -> dict:
     """Paper 5.1: image-to-text and text-to-image Recall@K, with the chance level of each."""
     ks = tuple(ks)
-    image_emb = model.embed_images(_load_all(data.image_loaders))
+    image_emb = embed_named_images(model, data.image_loaders, data.image_ids)
     text_emb = model.embed_texts(data.texts)
     result = metrics.image_text_retrieval(image_emb, text_emb, data.text_image_ids, data.image_ids, ks)
     captions = np.unique(data.text_image_ids, return_counts=True)[1]
@@ -40,7 +51,7 @@ def retrieval(model, data: RetrievalSet, ks: Iterable[int] = metrics.DEFAULT_KS)
 
 def embed_class_folder(model, data: ClassFolder) -> np.ndarray:
     loaders = [lambda p=p: open(p, "rb").read() for p in data.paths]
-    return model.embed_images(_load_all(loaders))
+    return embed_named_images(model, loaders, data.paths)
 
 
 def zero_shot(

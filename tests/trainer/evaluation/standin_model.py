@@ -2,7 +2,7 @@
 
 Images: a histogram over 8 coarse colours (each RGB channel thresholded at 128) in dims 0-7.
 Texts: colour words ("black", "red", "green", "yellow", "blue", "magenta", "cyan", "white") add to
-the matching colour dim, every other lower-cased token adds to one of dims 8..D-1 by hashing.
+the matching colour dim, every other lower-cased token (punctuation splits tokens) adds to one of dims 8..D-1 by hashing.
 So "red" retrieves red images, and tests can compute every score by hand.
 """
 import json
@@ -31,7 +31,7 @@ class StandInModel(tf.Module):
         return tf.concat([tf.cast(hist, tf.float32), tf.zeros([EMBEDDING_DIM - 8])], 0)
 
     def _text(self, text):
-        tokens = tf.strings.split(tf.strings.lower(text))
+        tokens = tf.strings.split(tf.strings.regex_replace(tf.strings.lower(text), "[^a-z0-9]+", " "))
         colour = self.colour_table.lookup(tokens)
         hashed = 8 + tf.strings.to_hash_bucket_fast(tokens, EMBEDDING_DIM - 8)
         dims = tf.where(colour >= 0, colour, hashed)
