@@ -17,6 +17,8 @@ class ImageTowerConfig:
     resize_px: int = 346  # paper 4.1: images resized to 346x346 ...
     crop_px: int = 289  # ... then randomly cropped to 289x289 (train), centrally cropped (eval)
     projection_dim: Optional[int] = None  # paper: none on the image side (pooled features are the embedding)
+    drop_connect_rate: float = 0.2  # stochastic depth of EfficientNet's blocks (Tan & Le 2019 default)
+    sync_batch_norm: bool = False  # batch statistics over all replicas (exact multi-replica equivalence)
 
 
 @dataclasses.dataclass

@@ -1,0 +1,56 @@
+"""Learning-rate schedule and optimizer (paper 4.1): LAMB, weight decay 1e-5, peak lr 1e-3 reached
+after a linear warm-up of 10k steps, then linear decay to zero at the last step."""
+import keras
+import tensorflow as tf
+
+from trainer.lamb import Lamb
+
+
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """lr(step) for step = 0, 1, ... (the optimizer's iterations before the update):
+
+    warm-up:  peak * (step + 1) / warmup_steps           for step < warmup_steps
+    decay:    peak * (total - step) / (total - warmup)   for warmup_steps <= step <= total
+    then 0. The first update uses a non-zero rate and lr(total_steps) = 0.
+    """
+
+    def __init__(self, peak_learning_rate, warmup_steps, total_steps):
+        if total_steps <= warmup_steps:
+            raise ValueError(f"total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps})")
+        self.peak_learning_rate = float(peak_learning_rate)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        peak = self.peak_learning_rate
+        warmup = peak * (step + 1.0) / max(self.warmup_steps, 1)
+        decay = peak * (self.total_steps - step) / (self.total_steps - self.warmup_steps)
+        lr = tf.where(step < self.warmup_steps, warmup, decay)
+        return tf.clip_by_value(lr, 0.0, peak)
+
+    def get_config(self):
+        return {"peak_learning_rate": self.peak_learning_rate, "warmup_steps": self.warmup_steps,
+                "total_steps": self.total_steps}
+
+
+def learning_rate_schedule(optim_cfg) -> WarmupLinearDecay:
+    return WarmupLinearDecay(optim_cfg.peak_learning_rate, optim_cfg.warmup_steps, optim_cfg.total_steps)
+
+
+def build_optimizer(optim_cfg, model) -> Lamb:
+    """The paper's LAMB over model.trainable_variables, slots created now.
+
+    Call under `strategy.scope()` (the optimizer's slots must be mirrored like the model's
+    variables). Gradients are summed over replicas by trainer.train_step, not by the optimizer.
+    """
+    optimizer = Lamb(
+        learning_rate=learning_rate_schedule(optim_cfg),
+        weight_decay_rate=optim_cfg.weight_decay,
+        beta_1=optim_cfg.beta_1,
+        beta_2=optim_cfg.beta_2,
+        epsilon=optim_cfg.epsilon,
+        sum_gradients_across_replicas=False,
+    )
+    optimizer.build(model.trainable_variables)
+    return optimizer
