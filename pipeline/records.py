@@ -1,0 +1,87 @@
+"""One raw pair -> an error, an image-dropped pair, or a candidate record (plain functions).
+
+Checks run in this order, the first failure decides (so each pair has exactly one outcome):
+1. reader errors (unreadable file, image path not found, remote URL not downloaded);
+2. missing fields: `missing_image`, `missing_text`; text that is not UTF-8: `invalid_utf8_text`;
+3. the image header: `empty_image`, `not_an_image`, `decompression_bomb` (pixel cap);
+4. the paper's image filters on the header size (section 3): dropped as `image_too_small` or
+   `aspect_ratio` WITHOUT decoding pixels (these come first in reasons.DROP_ORDER, so the pair's
+   reason is already final);
+5. decoding + re-encoding the survivors: `truncated_image`, `undecodable_image`.
+Empty, whitespace-only and over-long texts are not errors: they normalize to texts with too few or
+too many unigrams and are dropped by the word-count filter (`too_few_words`, `too_many_words`).
+"""
+from typing import Optional
+
+from pipeline import image_filters, image_io, readers
+from pipeline.text_filters import filter_word_count
+from pipeline.text_normalize import normalize_text, unigrams
+
+MISSING_IMAGE = "missing_image"
+MISSING_TEXT = "missing_text"
+INVALID_UTF8_TEXT = "invalid_utf8_text"
+DUPLICATE_KEY = "duplicate_key"  # a second candidate pair with a key already seen
+ERRORS = readers.READER_ERRORS + (MISSING_IMAGE, MISSING_TEXT, INVALID_UTF8_TEXT) + \
+    image_io.IMAGE_ERRORS + (DUPLICATE_KEY,)
+
+ERROR, IMAGE_DROPPED, CANDIDATE = "error", "image_dropped", "candidate"
+
+
+def _decode_text(text) -> Optional[str]:
+    if isinstance(text, str):
+        return text
+    try:
+        return bytes(text).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def error_record(raw: dict, error: str, raw_text: str = "") -> dict:
+    return {"key": raw["key"], "url": raw.get("url", ""), "raw_text": raw_text, "text": "",
+            "status": ERROR, "reason": error}
+
+
+def parse_pair(raw: dict, config) -> dict:
+    """Judges one raw pair (see module docstring). `config` is an options.CurationConfig.
+
+    Returns a dict with "status" in (ERROR, IMAGE_DROPPED, CANDIDATE) and "reason" (the error or
+    drop reason, None for candidates). Readable pairs (IMAGE_DROPPED, CANDIDATE) also carry
+    image_sha256, width, height (header, after EXIF orientation), raw_text, text, words,
+    text_reason (word-count filter) and unsafe_score. Candidates carry the re-encoded JPEG
+    (`jpeg`, `jpeg_width`, `jpeg_height`, `conversions`); image-dropped pairs keep the source
+    bytes in `image` for the report's thumbnails.
+    """
+    if raw.get("read_error"):
+        return error_record(raw, raw["read_error"])
+    if raw.get("image") is None:
+        return error_record(raw, MISSING_IMAGE)
+    if raw.get("text") is None:
+        return error_record(raw, MISSING_TEXT)
+    raw_text = _decode_text(raw["text"])
+    if raw_text is None:
+        return error_record(raw, INVALID_UTF8_TEXT,
+                            raw_text=bytes(raw["text"]).decode("utf-8", "replace"))
+    image = bytes(raw["image"])
+    header = image_io.inspect_image(image, config.max_image_pixels)
+    if isinstance(header, str):
+        return error_record(raw, header, raw_text)
+    text = normalize_text(raw_text)
+    _, text_reason = filter_word_count(text, config.min_words, config.max_words)
+    record = {
+        "key": raw["key"], "url": raw.get("url", ""), "raw_text": raw_text, "text": text,
+        "words": len(unigrams(text)), "text_reason": text_reason,
+        "image_sha256": image_io.sha256_hex(image), "width": header.width,
+        "height": header.height, "unsafe_score": raw.get("unsafe_score"),
+    }
+    _, image_reason = image_filters.filter_image_size(
+        header.width, header.height, config.min_image_side_px, config.max_aspect_ratio)
+    if image_reason is not None:
+        return dict(record, status=IMAGE_DROPPED, reason=image_reason, image=image)
+    encoded = image_io.reencode_image(image, config.stored_shorter_side_px, config.jpeg_quality,
+                                      config.max_image_pixels)
+    if isinstance(encoded, str):
+        return error_record(raw, encoded, raw_text)
+    return dict(record, status=CANDIDATE, reason=None, jpeg=encoded.jpeg,
+                jpeg_width=encoded.width, jpeg_height=encoded.height,
+                original_width=encoded.original_width, original_height=encoded.original_height,
+                conversions=list(encoded.conversions))

@@ -1,0 +1,87 @@
+"""parse_pair: every bad input lands in one named error, drop reason or conversion."""
+import pytest
+
+from pipeline import image_io, readers, reasons, records
+from pipeline.options import CurationConfig
+from tests.pipeline import image_factory as f
+
+CONFIG = CurationConfig()
+GOOD_TEXT = "a red bus on a street".encode()
+
+
+def pair(image=None, text=GOOD_TEXT, **extra):
+    return readers.raw_pair("k1", "http://x/1.png", text, image, **extra)
+
+
+def parse(image=None, text=GOOD_TEXT, **extra):
+    return records.parse_pair(pair(image, text, **extra), CONFIG)
+
+
+@pytest.mark.parametrize("raw, error", [
+    (pair(f.rgb(300, 300), read_error=readers.IMAGE_NOT_FOUND), readers.IMAGE_NOT_FOUND),
+    (pair(None), records.MISSING_IMAGE),
+    (pair(f.rgb(300, 300), text=None), records.MISSING_TEXT),
+    (pair(None, text=None), records.MISSING_IMAGE),
+    (pair(f.rgb(300, 300), text=b"caf\xe9 au lait here"), records.INVALID_UTF8_TEXT),
+    (pair(b""), image_io.EMPTY_IMAGE),
+    (pair(b"GIF87a? no, plain text"), image_io.NOT_AN_IMAGE),
+    (pair(f.bomb_png_header()), image_io.DECOMPRESSION_BOMB),
+    (pair(f.truncated(f.noisy_png(300, 300))), image_io.TRUNCATED_IMAGE),
+])
+def test_errors_are_named(raw, error):
+    record = records.parse_pair(raw, CONFIG)
+    assert (record["status"], record["reason"]) == (records.ERROR, error)
+    assert error in records.ERRORS
+
+
+def test_invalid_utf8_keeps_a_readable_raw_text_for_the_report():
+    record = parse(f.rgb(300, 300), text=b"caf\xe9")
+    assert record["raw_text"] == "caf\ufffd"
+
+
+def test_small_truncated_image_is_dropped_from_its_header_without_decoding():
+    record = parse(f.truncated(f.noisy_png(300, 150)))
+    assert (record["status"], record["reason"]) == (records.IMAGE_DROPPED, reasons.IMAGE_TOO_SMALL)
+
+
+@pytest.mark.parametrize("size, reason", [((200, 400), reasons.IMAGE_TOO_SMALL),
+                                          ((201, 603), reasons.ASPECT_RATIO)])
+def test_image_filters_on_header_size(size, reason):
+    record = parse(f.rgb(*size))
+    assert (record["status"], record["reason"]) == (records.IMAGE_DROPPED, reason)
+    assert (record["width"], record["height"]) == size
+    assert record["image"] and "jpeg" not in record
+
+
+def test_candidate_carries_everything_downstream_needs():
+    record = parse(f.rgb(1000, 500), text=b"A  red&amp;blue   bus\n")
+    assert record["status"] == records.CANDIDATE and record["reason"] is None
+    assert record["raw_text"] == "A  red&amp;blue   bus\n"
+    assert record["text_reason"] is None and record["words"] >= 3
+    assert (record["jpeg_width"], record["jpeg_height"]) == (692, 346)
+    assert (record["original_width"], record["original_height"]) == (1000, 500)
+    assert record["image_sha256"] == image_io.sha256_hex(f.rgb(1000, 500))
+    assert record["conversions"] == [image_io.RESIZED]
+
+
+@pytest.mark.parametrize("text, reason", [
+    (b"", reasons.TOO_FEW_WORDS),
+    (b" \t\n  ", reasons.TOO_FEW_WORDS),
+    (b"two words", reasons.TOO_FEW_WORDS),
+    (("word " * 2000).encode(), reasons.TOO_MANY_WORDS),  # a 10 kB alt-text
+])
+def test_empty_whitespace_and_10kb_texts_get_word_count_reasons(text, reason):
+    record = parse(f.rgb(300, 300), text=text)
+    assert record["status"] == records.CANDIDATE and record["text_reason"] == reason
+
+
+@pytest.mark.parametrize("image, conversion", [
+    (f.cmyk_jpeg(), image_io.CMYK_TO_RGB),
+    (f.gray16_png(), image_io.SIXTEEN_BIT_TO_8BIT),
+    (f.palette_alpha_png(), image_io.ALPHA_ON_WHITE),
+    (f.exif_rotated_jpeg(), image_io.EXIF_ROTATED),
+    (f.animated_gif(), image_io.ANIMATED_FIRST_FRAME),
+])
+def test_convertible_images_become_candidates_with_their_conversion(image, conversion):
+    record = parse(image)
+    assert record["status"] == records.CANDIDATE and conversion in record["conversions"]
