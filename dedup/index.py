@@ -1,0 +1,128 @@
+"""The evaluation-side index and the bucketed near-duplicate search (ALIGN, Appendix A).
+
+The index holds, for every evaluation image (view), its embedding and its C(top, per_bucket)
+bucket keys as one sorted int64 array (an inverted index without Python objects: 10^6 eval images
+x 120 buckets = 1.2e8 entries, 1.4 GB). A query (training) image is compared, by cosine, only with
+the eval images that share at least one bucket with it; each such pair is one similarity
+computation, counted. A pair is a near-duplicate when cosine > threshold (paper: 0.975).
+"""
+import dataclasses
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from dedup.buckets import ClusterAssigner, bucket_keys
+
+
+@dataclasses.dataclass
+class Match:
+    query_row: int
+    eval_key: str
+    cosine: float
+    method: str  # "embedding" (bucketed search) or "phash" (first pass)
+
+
+class EvalIndex:
+    def __init__(self, eval_keys: Sequence[str], embeddings: np.ndarray, centroids: np.ndarray,
+                 top: int, per_bucket: int, phashes: Optional[Sequence[Optional[int]]] = None):
+        """eval_keys[i] names row i (several rows, e.g. crop views, may share a key)."""
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        if len(eval_keys) != self.embeddings.shape[0]:
+            raise ValueError("one eval key per embedding row")
+        self.key_names, self.row_key = np.unique(np.asarray(list(eval_keys), dtype=object),
+                                                 return_inverse=True)
+        self.num_clusters = centroids.shape[0]
+        self.top = min(top, self.num_clusters)
+        self.per_bucket = min(per_bucket, self.top)
+        self.assigner = ClusterAssigner(centroids, self.top)
+        keys = bucket_keys(self.assigner.top_clusters(self.embeddings), self.num_clusters,
+                           self.per_bucket)  # [N_eval, C]
+        rows = np.repeat(np.arange(keys.shape[0], dtype=np.int64), keys.shape[1])
+        order = np.argsort(keys.ravel(), kind="stable")
+        self.sorted_bucket_keys = keys.ravel()[order]
+        self.sorted_rows = rows[order]
+        self._phash_rows = {}
+        for row, value in enumerate(phashes or ()):
+            if value is not None:
+                self._phash_rows.setdefault(int(value), []).append(row)
+        self._phash_values = np.array(list(self._phash_rows), dtype=np.uint64)
+
+    @property
+    def size(self) -> int:
+        return self.embeddings.shape[0]
+
+    def candidate_pairs(self, query_embeddings: np.ndarray) -> np.ndarray:
+        """[P, 2] unique (query row, eval row) pairs that share at least one bucket."""
+        queries = bucket_keys(self.assigner.top_clusters(query_embeddings), self.num_clusters,
+                              self.per_bucket)
+        lo = np.searchsorted(self.sorted_bucket_keys, queries.ravel(), side="left")
+        hi = np.searchsorted(self.sorted_bucket_keys, queries.ravel(), side="right")
+        counts = hi - lo
+        if counts.sum() == 0:
+            return np.zeros((0, 2), dtype=np.int64)
+        query_rows = np.repeat(np.arange(queries.shape[0]), queries.shape[1])
+        query_of_hit = np.repeat(query_rows, counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        eval_of_hit = self.sorted_rows[np.repeat(lo, counts) + offsets]
+        pair_ids = np.unique(query_of_hit * self.size + eval_of_hit)
+        return np.stack([pair_ids // self.size, pair_ids % self.size], axis=1)
+
+    def phash_pairs(self, query_phashes: Sequence[Optional[int]], max_distance_bits: int) -> np.ndarray:
+        """[P, 2] (query row, eval row) pairs whose 64-bit pHashes are within the distance."""
+        pairs = []
+        if max_distance_bits < 0 or not self._phash_rows:
+            return np.zeros((0, 2), dtype=np.int64)
+        for query_row, value in enumerate(query_phashes):
+            if value is None:
+                continue
+            if max_distance_bits == 0:
+                hits = [int(value)] if int(value) in self._phash_rows else []
+            else:  # O(N_eval) popcounts per query; the default (0) is a dict lookup
+                distances = np.bitwise_count(self._phash_values ^ np.uint64(value))
+                hits = [int(h) for h in self._phash_values[distances <= max_distance_bits]]
+            pairs += [(query_row, row) for h in hits for row in self._phash_rows[h]]
+        return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+    def search(self, query_embeddings: np.ndarray, threshold: float,
+               query_phashes: Optional[Sequence[Optional[int]]] = None,
+               phash_max_distance_bits: int = -1) -> "SearchResult":
+        """Best near-duplicate eval key per query row (highest cosine), plus the work done."""
+        query_embeddings = np.ascontiguousarray(query_embeddings, dtype=np.float32)
+        pairs = self.candidate_pairs(query_embeddings)
+        cosines = _pair_cosines(query_embeddings, self.embeddings, pairs)
+        is_duplicate = cosines > threshold
+        method = np.full(len(pairs), "embedding", dtype=object)
+        hashed = self.phash_pairs(query_phashes or (), phash_max_distance_bits)
+        if len(hashed):  # first pass: a pHash copy is a near-duplicate whatever the cosine
+            pairs = np.concatenate([pairs, hashed])
+            cosines = np.concatenate([cosines, _pair_cosines(query_embeddings, self.embeddings, hashed)])
+            is_duplicate = np.concatenate([is_duplicate, np.ones(len(hashed), dtype=bool)])
+            method = np.concatenate([method, np.full(len(hashed), "phash", dtype=object)])
+        best: dict = {}
+        for i in np.flatnonzero(is_duplicate):
+            query_row, eval_row = int(pairs[i, 0]), int(pairs[i, 1])
+            current = best.get(query_row)
+            if current is None or cosines[i] > current.cosine:
+                best[query_row] = Match(query_row, str(self.key_names[self.row_key[eval_row]]),
+                                        float(cosines[i]), str(method[i]))
+        return SearchResult(matches=[best[q] for q in sorted(best)],
+                            similarity_computations=int(len(pairs) - len(hashed)),
+                            phash_matches=int(len(hashed)))
+
+
+@dataclasses.dataclass
+class SearchResult:
+    matches: List[Match]
+    similarity_computations: int
+    phash_matches: int
+
+
+def _pair_cosines(queries: np.ndarray, evals: np.ndarray, pairs: np.ndarray,
+                  chunk_pairs: int = 65536) -> np.ndarray:
+    """Row-wise dot products of the pairs, in chunks to bound memory."""
+    out = np.empty(len(pairs), dtype=np.float32)
+    for start in range(0, len(pairs), chunk_pairs):
+        chunk = pairs[start:start + chunk_pairs]
+        out[start:start + len(chunk)] = np.einsum(
+            "ij,ij->i", queries[chunk[:, 0]], evals[chunk[:, 1]])
+    return out
