@@ -1,0 +1,119 @@
+"""WordPiece vocabulary learned from the kept alt-texts (paper 4.1: BERT with a 100k wordpiece vocab).
+
+Structured like tensorflow/transform's vocabulary analyzer: accumulate word counts
+(CombinePerKey, hot-key fan-out), merge, prune to a bounded number of words (frequency cut-off
+read from a count-of-counts histogram, as in token_counts.py: no Top.Of), then one worker learns
+the pieces with tensorflow_text's WordPiece learner (`wordpiece_tokenizer_learner_lib.learn`,
+the library behind `bert_vocab_from_dataset`) and writes vocab.txt. Words are split exactly as
+`tensorflow_text.BertTokenizer(vocab, lower_case=True)` will split them in the trainer: its
+BasicTokenizer (lower-case, accents stripped, punctuation and CJK characters split off).
+"""
+from typing import Dict, Iterable, List, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.token_counts import CountOfCountsFn, frequency_cutoff
+
+BERT_RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+VOCAB_SIZE = 100_000  # paper 4.1: BERT with a 100k wordpiece vocabulary learned from the data
+MAX_INPUT_WORDS = 5_000_000  # words handed to the learner (tensorflow_text's max_input_tokens)
+MAX_UNIQUE_CHARS = 1000  # tensorflow_text's default alphabet bound
+HOT_KEY_FANOUT = 16
+
+
+class BasicTokenizeFn(beam.DoFn):
+    """Batch of texts -> words, with tensorflow_text's BERT BasicTokenizer (built once per worker)."""
+
+    def __init__(self, lower_case: bool = True):
+        self._lower_case = lower_case
+        self._tokenizer = None
+
+    def setup(self):
+        from tensorflow_text.python.ops import bert_tokenizer  # heavy import, worker-side only
+
+        self._tokenizer = bert_tokenizer.BasicTokenizer(lower_case=self._lower_case)
+
+    def process(self, texts: List[str]):
+        yield from basic_tokenize(texts, self._tokenizer)
+
+
+def basic_tokenize(texts: Sequence[str], tokenizer) -> Iterable[str]:
+    """Words of `texts` as BertTokenizer's basic tokenization splits them (decoded to str)."""
+    if not texts:
+        return []
+    return [w.decode("utf-8") for words in tokenizer.tokenize(list(texts)).to_list() for w in words]
+
+
+def alphabet_bound(vocab_size: int, reserved_tokens: Sequence[str]) -> int:
+    """Characters allowed in the learner: each costs 2 entries (`c`, `##c`); at most a third of
+    the vocabulary goes to them, so that the size cap leaves room for real wordpieces. Words with
+    other characters are left out of the learning (BertTokenizer maps them to [UNK])."""
+    return max(1, min(MAX_UNIQUE_CHARS, (vocab_size - len(reserved_tokens)) // 3))
+
+
+def learn_wordpiece(word_counts: Dict[str, int], vocab_size: int,
+                    reserved_tokens: Sequence[str] = BERT_RESERVED_TOKENS, **learn_kwargs) -> List[str]:
+    """WordPiece vocabulary (reserved tokens first) of at most `vocab_size` entries.
+
+    tensorflow_text's learner aims at [vocab_size * 0.95, vocab_size] but can return more when
+    the counts leave no threshold in that range; the list is then cut at `vocab_size` (its order is
+    reserved, single characters, then pieces by decreasing count, so the rarest pieces go).
+    """
+    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
+
+    if vocab_size < len(reserved_tokens):
+        raise ValueError(f"vocab_size {vocab_size} < {len(reserved_tokens)} reserved tokens")
+    counts = sorted(word_counts.items())  # deterministic input order
+    if not counts:
+        return list(reserved_tokens)
+    learn_kwargs.setdefault("max_unique_chars", alphabet_bound(vocab_size, reserved_tokens))
+    vocab = learner.learn(counts, vocab_size, list(reserved_tokens), **learn_kwargs)
+    return vocab[:vocab_size]
+
+
+def prune_word_counts(word_counts: Iterable, cutoff: dict) -> Dict[str, int]:
+    return {word: count for word, count in word_counts if count >= cutoff["min_count_kept"]}
+
+
+def write_vocab(vocab: Sequence[str], output_path: str) -> None:
+    with FileSystems.create(output_path) as f:
+        f.write("".join(token + "\n" for token in vocab).encode("utf-8"))
+
+
+def learn_and_write(word_counts: Dict[str, int], vocab_size: int, reserved_tokens, output_path: str) -> dict:
+    vocab = learn_wordpiece(word_counts, vocab_size, reserved_tokens)
+    write_vocab(vocab, output_path)
+    return {"requested": vocab_size, "achieved": len(vocab), "words_used": len(word_counts)}
+
+
+class BuildVocab(beam.PTransform):
+    """PCollection[str] of kept normalized texts -> writes `output_path` (one token per line,
+    reserved tokens first, single writer) -> PCollection[one {"requested", "achieved", ...}]."""
+
+    def __init__(self, vocab_size=VOCAB_SIZE, output_path="vocab.txt", reserved_tokens=BERT_RESERVED_TOKENS,
+                 lower_case=True, max_input_words=MAX_INPUT_WORDS, hot_key_fanout=HOT_KEY_FANOUT):
+        super().__init__()
+        self._vocab_size = vocab_size
+        self._output_path = output_path
+        self._reserved = tuple(reserved_tokens)
+        self._lower_case = lower_case
+        self._max_words = max_input_words
+        self._fanout = hot_key_fanout
+
+    def expand(self, texts):
+        counts = (texts
+                  | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=1024)
+                  | "BasicTokenize" >> beam.ParDo(BasicTokenizeFn(self._lower_case))
+                  | "OnePerWord" >> beam.Map(lambda word: (word, 1))
+                  | "CountWords" >> beam.CombinePerKey(sum).with_hot_key_fanout(self._fanout))
+        cutoff = (counts
+                  | "WordCount" >> beam.Values()
+                  | "CountOfCounts" >> beam.CombineGlobally(CountOfCountsFn())
+                  | "CutOff" >> beam.Map(frequency_cutoff, self._max_words))
+        pruned = (counts
+                  | "Prune" >> beam.Filter(lambda wc, c: wc[1] >= c["min_count_kept"],
+                                           beam.pvalue.AsSingleton(cutoff))
+                  | "ToDict" >> beam.combiners.ToDict())
+        return pruned | "LearnAndWrite" >> beam.Map(
+            learn_and_write, self._vocab_size, self._reserved, self._output_path)
