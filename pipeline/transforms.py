@@ -1,0 +1,166 @@
+"""`CuratePairs`: raw pairs -> one outcome per pair (kept, or one drop reason, or one error).
+
+    raw pairs --ParsePairs--> errors | image-dropped (header size, paper 3) | candidates (re-encoded)
+    readable = image-dropped + candidates --> corpus counts (2b's pipeline/corpus_filters.py):
+        FlagImagesWithManyAltTexts, FlagSharedAltTexts, FlagRareTokens  -> (key, reason) flags
+    candidates --ScoreUnsafe--> (key, "unsafe") flags (pluggable scorer, pipeline/unsafe.py)
+    extra_flags (optional, e.g. near_duplicate_of_eval from dedup/) -> (key, reason) flags
+    candidates + all flags --CoGroupByKey by pair key--> reasons.first_reason -> kept | dropped
+
+Flags are joined by key (no side input grows with the data). Only candidates enter the join:
+header-dropped pairs already have their final reason (image reasons come first in DROP_ORDER).
+"""
+from typing import Optional, Tuple
+
+import apache_beam as beam
+from apache_beam.transforms import combiners
+
+from pipeline import corpus_filters, reasons, records, stats
+from pipeline.histograms import HistogramCombineFn
+from pipeline.image_filters import aspect_ratio
+from pipeline.unsafe import ScoreUnsafe
+
+_SAMPLE_FIELDS = ("key", "url", "text", "raw_text")
+
+
+def judge(key, grouped):
+    """(key, {"record": [...], "flag": [...]}) -> the judged candidate(s) of that key."""
+    candidates = sorted(grouped["record"], key=lambda r: r["image_sha256"])
+    if not candidates:
+        return  # flags of pairs that did not reach the join (errors, header-dropped)
+    flags = set(grouped["flag"])
+    first = candidates[0]
+    reason = reasons.first_reason([first["text_reason"], *flags])
+    yield dict(first, status=stats.KEPT if reason is None else stats.DROPPED, reason=reason)
+    for duplicate in candidates[1:]:
+        yield dict(duplicate, status=stats.ERROR, reason=records.DUPLICATE_KEY)
+
+
+def to_example(record: dict) -> bytes:
+    from schemas.example_schema import make_example
+    return make_example(
+        image_jpeg=record["jpeg"], height=record["jpeg_height"], width=record["jpeg_width"],
+        text=record["text"], raw_text=record["raw_text"], key=record["key"], url=record["url"],
+        original_height=record["original_height"], original_width=record["original_width"],
+        image_sha256=record["image_sha256"]).SerializeToString()
+
+
+def sample_source(record: dict) -> tuple:
+    """(reason, small dict) of a dropped or failed pair, for the report's per-reason samples."""
+    sample = {name: record.get(name, "") for name in _SAMPLE_FIELDS}
+    sample["image"] = record.get("jpeg") or record.get("image")
+    if "width" in record:
+        sample["detail"] = (f"{record['width']}x{record['height']} px, "
+                            f"{record.get('words', 0)} unigrams")
+    else:
+        sample["detail"] = f"error: {record['reason']}"
+    if record["status"] == stats.ERROR:
+        sample["image"] = None  # never decode what failed to decode (bombs, garbage)
+    return record["reason"], sample
+
+
+def with_thumbnails(reason_and_samples):
+    from pipeline.report import make_thumbnail
+    reason, samples = reason_and_samples
+    out = []
+    for sample in sorted(samples, key=lambda s: s["key"]):
+        image = sample.pop("image", None)
+        sample["thumbnail"] = make_thumbnail(image) if image else None
+        out.append(sample)
+    return reason, out
+
+
+def _parse(raw, config):
+    record = records.parse_pair(raw, config)
+    yield beam.pvalue.TaggedOutput(record["status"], record)
+
+
+class CuratePairs(beam.PTransform):
+    """PCollection[raw pair dict] (pipeline/readers.py) -> dict of PCollections:
+
+    "examples": serialized tf.train.Example of every kept pair (schemas/example_schema.py);
+    "kept_texts": normalized alt-text of every kept pair (for the vocabulary);
+    "outcomes": (key, status, reason) for EVERY input pair, status in kept/dropped/error;
+    "input_pairs": one int; "outcome_counts": ((status, reason), count);
+    "conversion_counts": (conversion, count) over kept pairs; "histograms": (name, histogram);
+    "unsafe_summary", "rare_summary": one dict each; "samples": (reason, [sample dicts]).
+    `extra_flags`: optional PCollection[(key, reason)] joined like every other flag (dedup/).
+    """
+
+    def __init__(self, config, extra_flags: Optional[beam.PCollection] = None):
+        super().__init__()
+        self._config = config
+        self._extra_flags = extra_flags
+
+    def expand(self, raw_pairs):
+        config = self._config
+        parsed = raw_pairs | "ParsePairs" >> beam.FlatMap(_parse, config).with_outputs(
+            records.ERROR, records.IMAGE_DROPPED, records.CANDIDATE)
+        candidates = parsed[records.CANDIDATE]
+        header_dropped = parsed[records.IMAGE_DROPPED] | "MarkImageDropped" >> beam.Map(
+            lambda r: dict(r, status=stats.DROPPED))
+        readable = ((parsed[records.IMAGE_DROPPED], candidates)
+                    | "FlattenReadable" >> beam.Flatten())
+
+        many = (readable | "KeyToSha" >> beam.Map(lambda r: (r["key"], r["image_sha256"]))
+                | "FlagImagesWithManyAltTexts" >> corpus_filters.FlagImagesWithManyAltTexts(
+                    config.max_alt_texts_per_image))
+        shared = (readable
+                  | "KeyShaText" >> beam.Map(lambda r: (r["key"], r["image_sha256"], r["text"]))
+                  | "FlagSharedAltTexts" >> corpus_filters.FlagSharedAltTexts(
+                      config.max_images_per_alt_text))
+        rare = (readable | "KeyToText" >> beam.Map(lambda r: (r["key"], r["text"]))
+                | "FlagRareTokens" >> corpus_filters.FlagRareTokens(config.top_n_tokens))
+        unsafe = candidates | "ScoreUnsafe" >> ScoreUnsafe(config)
+        flag_sets = [many["flags"], shared["flags"], rare["flags"], unsafe["flags"]]
+        if self._extra_flags is not None:
+            flag_sets.append(self._extra_flags)
+        flags = flag_sets | "FlattenFlags" >> beam.Flatten()
+
+        judged = ({"record": candidates | "KeyCandidates" >> beam.Map(lambda r: (r["key"], r)),
+                   "flag": flags}
+                  | "JoinFlagsByKey" >> beam.CoGroupByKey()
+                  | "JudgeCandidates" >> beam.FlatMapTuple(judge))
+        kept = judged | "KeepKept" >> beam.Filter(lambda r: r["status"] == stats.KEPT)
+        every = ((parsed[records.ERROR], header_dropped, judged)
+                 | "FlattenOutcomes" >> beam.Flatten())
+        outcomes = every | "ToOutcome" >> beam.Map(lambda r: (r["key"], r["status"], r["reason"]))
+
+        return {
+            "examples": kept | "ToExample" >> beam.Map(to_example),
+            "kept_texts": kept | "KeptText" >> beam.Map(lambda r: r["text"]),
+            "outcomes": outcomes,
+            "input_pairs": raw_pairs | "CountInputPairs" >> beam.combiners.Count.Globally(),
+            "outcome_counts": (outcomes | "StatusReason" >> beam.Map(lambda o: (o[1], o[2]))
+                               | "CountOutcomes" >> combiners.Count.PerElement()),
+            "conversion_counts": (kept | "Conversions" >> beam.FlatMap(lambda r: r["conversions"])
+                                  | "CountConversions" >> combiners.Count.PerElement()),
+            "histograms": self._histograms(readable, many["histogram"], shared["histogram"]),
+            "unsafe_summary": unsafe["summary"],
+            "rare_summary": rare["summary"],
+            "samples": (every
+                        | "NotKept" >> beam.Filter(lambda r: r["status"] != stats.KEPT)
+                        | "SampleSource" >> beam.Map(sample_source).with_output_types(
+                            Tuple[str, dict])
+                        | "SamplePerReason" >> combiners.Sample.FixedSizePerKey(
+                            config.report_samples_per_reason)
+                        | "Thumbnails" >> beam.Map(with_thumbnails)),
+        }
+
+    @staticmethod
+    def _histograms(readable, alt_texts_per_image, images_per_alt_text):
+        def one(label, value_fn, edges):
+            return (readable | f"{label}Values" >> beam.Map(value_fn)
+                    | f"{label}Histogram" >> beam.CombineGlobally(HistogramCombineFn(edges))
+                    | f"{label}Named" >> beam.Map(lambda h, name=label: (name, h)))
+
+        return ([one("shorter_side_px", lambda r: min(r["width"], r["height"]),
+                     stats.SHORTER_SIDE_EDGES_PX),
+                 one("aspect_ratio", lambda r: aspect_ratio(r["width"], r["height"]),
+                     stats.ASPECT_RATIO_EDGES),
+                 one("words_per_text", lambda r: r["words"], stats.WORDS_PER_TEXT_EDGES),
+                 alt_texts_per_image | "NameAltTextsPerImage" >> beam.Map(
+                     lambda h: ("alt_texts_per_image", h)),
+                 images_per_alt_text | "NameImagesPerAltText" >> beam.Map(
+                     lambda h: ("images_per_alt_text", h))]
+                | "FlattenHistograms" >> beam.Flatten())
