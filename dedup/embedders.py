@@ -1,0 +1,92 @@
+"""Pluggable image embedders, all run through Beam's RunInference as ModelHandlers.
+
+* `PixelEmbedderHandler`: the weight-free default (dedup/pixel_embedder.py).
+* `SavedModelEmbedderHandler`: any TF SavedModel with a signature (default `embed_image`)
+  mapping `images` tf.string [None] (encoded bytes) to {"embedding": float32 [None, D]}: the
+  trainer's export (WORKDIR/export) is one. Embeddings are L2-normalized here again, so any model
+  works with cosine.
+Both take image bytes and return numpy float32 [D] unit vectors (zero for undecodable images with
+the pixel embedder), wrapped in `PredictionResult(example=bytes, inference=vector)`.
+"""
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from dedup.config import PIXEL_EMBEDDER, DedupConfig
+from dedup.pixel_embedder import PixelEmbedder
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.where(norms > 0, vectors / np.maximum(norms, 1e-12), 0).astype(np.float32)
+
+
+class PixelEmbedderHandler(ModelHandler[bytes, PredictionResult, PixelEmbedder]):
+    def __init__(self, batch_size: int = 64):
+        super().__init__(min_batch_size=1, max_batch_size=batch_size)
+
+    def load_model(self) -> PixelEmbedder:
+        return PixelEmbedder()
+
+    def run_inference(self, batch: Sequence[bytes], model: PixelEmbedder,
+                      inference_args: Optional[dict] = None) -> Iterable[PredictionResult]:
+        return [PredictionResult(b, v) for b, v in zip(batch, model.embed(batch))]
+
+    def get_metrics_namespace(self) -> str:
+        return "dedup_pixel_embedder"
+
+
+class SavedModelEmbedderHandler(ModelHandler[bytes, PredictionResult, Any]):
+    def __init__(self, model_dir: str, signature: str = "embed_image", batch_size: int = 64):
+        super().__init__(min_batch_size=1, max_batch_size=batch_size)
+        self.model_dir = model_dir
+        self.signature = signature
+
+    def load_model(self) -> Any:
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(self.model_dir)
+        if self.signature not in loaded.signatures:
+            raise ValueError(f"SavedModel {self.model_dir!r} has no signature {self.signature!r} "
+                             f"(has {sorted(loaded.signatures)})")
+        return _LoadedSignature(loaded, loaded.signatures[self.signature])
+
+    def run_inference(self, batch: Sequence[bytes], model: Any,
+                      inference_args: Optional[dict] = None) -> Iterable[PredictionResult]:
+        import tensorflow as tf
+
+        outputs = model.function(images=tf.constant(list(batch), dtype=tf.string))
+        vectors = l2_normalize(outputs["embedding"].numpy())
+        return [PredictionResult(b, v) for b, v in zip(batch, vectors)]
+
+    def get_metrics_namespace(self) -> str:
+        return "dedup_savedmodel_embedder"
+
+
+class _LoadedSignature:
+    """Keeps the loaded SavedModel alive next to its signature function."""
+
+    def __init__(self, loaded: Any, function: Any):
+        self.loaded = loaded
+        self.function = function
+
+
+def make_model_handler(config: DedupConfig) -> ModelHandler:
+    if config.embedder == PIXEL_EMBEDDER:
+        return PixelEmbedderHandler(batch_size=config.batch_size)
+    return SavedModelEmbedderHandler(config.embedder, config.savedmodel_signature, config.batch_size)
+
+
+def embed_in_process(config: DedupConfig, images: Sequence[bytes]) -> np.ndarray:
+    """Embeds without Beam (CLI, benchmarks): the same handler code as in the pipeline."""
+    handler = make_model_handler(config)
+    model = handler.load_model()
+    dims = []
+    for start in range(0, len(images), config.batch_size):
+        results = handler.run_inference(images[start:start + config.batch_size], model)
+        dims += [r.inference for r in results]
+    if not dims:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack(dims).astype(np.float32)

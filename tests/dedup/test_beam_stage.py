@@ -1,0 +1,88 @@
+"""End-to-end: FindNearDuplicatesOfEval on the FnApiRunner drops exactly the planted duplicates."""
+import numpy as np
+import pytest
+import apache_beam as beam
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from dedup.beam_stage import FindNearDuplicatesOfEval, near_duplicate_record
+from dedup.config import DedupConfig
+from dedup.eval_inputs import EvalInputError
+from tests.dedup import fixtures
+
+
+@pytest.fixture(scope="module")
+def eval_set(tmp_path_factory):
+    return fixtures.write_eval_set(str(tmp_path_factory.mktemp("eval")))
+
+
+def run_stage(eval_set, config, centroids=None):
+    items, planted = fixtures.training_set(eval_set["images"])
+    with TestPipeline(runner=FnApiRunner()) as p:
+        matches = (p | beam.Create(items)
+                   | FindNearDuplicatesOfEval(eval_set["globs"], config, centroids=centroids))
+        keys = matches | "Keys" >> beam.Map(lambda kv: (kv[0], kv[1]["eval_key"]))
+        above = matches | "Above" >> beam.Map(lambda kv: kv[1]["cosine"] > config.cosine_threshold)
+        expected = [(key, eval_set["keys"][key[-2:]]) for key in planted]
+        assert_that(keys, equal_to(expected), label="ExactlyThePlantedDuplicates")
+        assert_that(above, equal_to([True] * len(planted)), label="CosineAboveThreshold")
+
+
+def test_pixel_embedder_stage_finds_exactly_the_planted_duplicates(eval_set):
+    # k-means fitted in the pipeline on the training sample (17 images -> 17 clusters).
+    run_stage(eval_set, DedupConfig(num_clusters=4096))
+
+
+def test_stage_with_saved_centroids_and_paper_buckets(eval_set):
+    from dedup.embedders import embed_in_process
+    from dedup.eval_inputs import iter_eval_images
+    from dedup.kmeans import fit_centroids
+
+    config = DedupConfig(num_clusters=12, top_clusters_per_image=10, clusters_per_bucket=3)
+    vectors = embed_in_process(config, [b for _, b in iter_eval_images(eval_set["globs"])])
+    noise = np.random.default_rng(0).normal(0, 0.05, (60, vectors.shape[1])).astype(np.float32)
+    sample = np.concatenate([vectors + noise[i * 6:(i + 1) * 6] for i in range(10)])
+    run_stage(eval_set, config, centroids=fit_centroids(sample, 12))
+
+
+def test_savedmodel_embedder_through_runinference(eval_set, tmp_path):
+    import tensorflow as tf
+
+    class TinyTower(tf.Module):  # stands in for the trainer's export: bytes -> unit vectors
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def embed_image(self, images):
+            def one(encoded):
+                image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+                return tf.image.resize(tf.cast(image, tf.float32), [16, 16], antialias=True)
+            pixels = tf.map_fn(one, images, fn_output_signature=tf.float32)
+            flat = tf.reshape(tf.reduce_mean(pixels, -1), [-1, 256])
+            flat -= tf.reduce_mean(flat, axis=1, keepdims=True)
+            return {"embedding": tf.math.l2_normalize(flat, axis=1)}
+
+    tower = TinyTower()
+    export = str(tmp_path / "export")
+    tf.saved_model.save(tower, export, signatures={"embed_image": tower.embed_image})
+    run_stage(eval_set, DedupConfig(embedder=export, num_clusters=12, cosine_threshold=0.95,
+                                    phash_max_distance_bits=-1))
+
+
+def test_missing_eval_input_fails_at_construction(tmp_path):
+    with pytest.raises(EvalInputError, match="matches no file or folder"):
+        FindNearDuplicatesOfEval([str(tmp_path / "nope/*.jpg")], DedupConfig())
+
+
+def test_corrupt_eval_image_fails_the_pipeline_with_its_name(tmp_path):
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    (folder / "good.png").write_bytes(fixtures.encode(fixtures.make_image(1)))
+    (folder / "broken.jpg").write_bytes(fixtures.encode(fixtures.make_image(2), "JPEG")[:300])
+    with pytest.raises(Exception, match=r"corrupt eval image .*broken\.jpg"):
+        with TestPipeline(runner=FnApiRunner()) as p:
+            _ = (p | beam.Create([("t", fixtures.encode(fixtures.make_image(3)))])
+                 | FindNearDuplicatesOfEval([str(folder)], DedupConfig()))
+
+
+def test_near_duplicate_record():
+    assert near_duplicate_record("k1", {"eval_key": "e", "cosine": 0.98765432, "method": "embedding"}) == {
+        "key": "k1", "eval_key": "e", "cosine": 0.987654, "method": "embedding"}
