@@ -10,11 +10,8 @@ are honoured. Any other runner (DataflowRunner, PrismRunner, FlinkRunner, ...) i
 """
 import json
 import logging
-import os
 import sys
 from typing import List, Optional
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ start-up chatter
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems

@@ -1,0 +1,111 @@
+"""Benchmark: pairs/s per core of the whole curation vs the Pillow decode+resize+re-encode bound.
+
+    .venv/bin/python bench/curation_throughput.py --input '/work/real_corpus/webdataset/*.tar'
+
+In one run, on the same images:
+1. the *bound*: plain Pillow, one process, every image of the input decoded, converted to RGB,
+   resized so the shorter side is at most 346 px and re-encoded as JPEG (quality 90), nothing
+   else; pairs per CPU-second.
+2. the *pipeline*: `align-curate` end to end (read tars, header inspection, filters, corpus
+   counts, shuffles, TFRecords, vocab, stats, report) on the DirectRunner (FnApiRunner), in one
+   process or with `--direct_running_mode=multi_processing`; pairs per CPU-second of this process
+   and its children (so other load on a shared machine does not count), plus wall-clock figures.
+Prints the ratio pipeline/bound (target >= 0.7). Not a test: figures go to docs/BENCHMARKS.md.
+"""
+import argparse
+import glob
+import io
+import os
+import resource
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif")
+
+
+def load_images(pattern):
+    images = []
+    for path in sorted(glob.glob(pattern)):
+        with tarfile.open(path) as tar:
+            for member in tar:
+                if member.isfile() and member.name.lower().endswith(IMAGE_EXTENSIONS):
+                    images.append(tar.extractfile(member).read())
+    return images
+
+
+def pillow_reencode(data, shorter_side_px=346, quality=90):
+    image = Image.open(io.BytesIO(data))
+    if image.format == "JPEG":
+        image.draft("RGB", (shorter_side_px * 2, shorter_side_px * 2))
+    image = image.convert("RGB")
+    short = min(image.size)
+    if short > shorter_side_px:
+        image = image.resize((round(image.width * shorter_side_px / short),
+                              round(image.height * shorter_side_px / short)),
+                             Image.Resampling.BICUBIC, reducing_gap=3.0)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def cpu_seconds():
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def bench_bound(images):
+    start_cpu, start_wall = time.process_time(), time.perf_counter()
+    for data in images:
+        pillow_reencode(data)
+    return time.process_time() - start_cpu, time.perf_counter() - start_wall
+
+
+def bench_pipeline(pattern, output_dir, beam_args):
+    from pipeline import curate
+    start_cpu, start_wall = cpu_seconds(), time.perf_counter()
+    stats = curate.run(["--input", pattern, "--input_format", "webdataset",
+                        "--output_dir", output_dir, "--vocab_size", "2000", *beam_args])
+    return stats, cpu_seconds() - start_cpu, time.perf_counter() - start_wall
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", default="/work/real_corpus/webdataset/*.tar")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="1: in-process FnApiRunner; >1: multi_processing with N workers")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    beam_args = ["--runner=DirectRunner"]
+    if args.workers > 1:
+        beam_args += ["--direct_running_mode=multi_processing",
+                      f"--direct_num_workers={args.workers}"]
+
+    images = load_images(args.input)
+    bound_cpu, bound_wall = bench_bound(images)
+    bound = len(images) / bound_cpu
+    print(f"bound: Pillow decode+resize+re-encode of {len(images)} images: {bound_cpu:.1f} CPU-s "
+          f"({bound_wall:.1f} s wall) -> {bound:.1f} pairs/s per core")
+
+    output_dir = tempfile.mkdtemp(prefix="curation_bench_")
+    try:
+        stats, cpu, wall = bench_pipeline(args.input, output_dir, beam_args)
+    finally:
+        shutil.rmtree(output_dir, ignore_errors=True)
+    pairs = stats["input_pairs"]
+    per_core = pairs / cpu
+    print(f"pipeline: {pairs} pairs (kept {stats['kept_pairs']}) with {args.workers} worker(s): "
+          f"{cpu:.1f} CPU-s, {wall:.1f} s wall -> {per_core:.1f} pairs/s per core "
+          f"(wall: {pairs / wall:.1f} pairs/s, {pairs / wall / args.workers:.1f} per worker)")
+    print(f"ratio pipeline/bound (per core, CPU time): {per_core / bound:.2f}  (target >= 0.7)")
+
+
+if __name__ == "__main__":
+    main()
