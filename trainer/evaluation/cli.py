@@ -130,7 +130,8 @@ def main(argv=None) -> int:
         print(f"align-eval {args.task}: error: {e}", file=sys.stderr)
         return 2
     payload = {"task": args.task, "model": args.model, "result": result}
-    output = args.output_json or default_output(args.model, args.task)
+    output = args.output_json or (
+        os.path.join(args.workdir, "finetune.json") if args.task == "finetune" else default_output(args.model, args.task))
     report.write_json(output, payload)
     print(report.format_table(f"align-eval {args.task}  ({args.model})", result))
     print(f"wrote {output}")

@@ -1,0 +1,34 @@
+import glob
+import json
+import os
+
+from tests.trainer.evaluation import fixtures_data as fd
+from trainer.evaluation import holdout
+from trainer.evaluation.datasets import read_tfrecord_pairs
+
+
+def test_is_heldout_is_a_stable_hash():
+    import hashlib
+
+    assert holdout.is_heldout("k3", 50) == (int(hashlib.sha256(b"k3").hexdigest(), 16) % 100 < 50)
+    assert not holdout.is_heldout("anything", 0) and holdout.is_heldout("anything", 100)
+
+
+def test_split_keeps_groups_together_and_writes_classes(tmp_path):
+    pairs = [(f"k{i}", ("red", "blue")[i % 2], f"text {i}") for i in range(40)]
+    records = fd.write_tfrecords(tmp_path / "in.tfrecord", pairs)
+    # k0..k9 all derive from one "emoji": they must land on the same side.
+    meta = {f"k{i}": {"base": "wave" if i < 10 else None, "category": ("Warm", "Cool")[i % 2]} for i in range(40)}
+    summary = holdout.split(records, str(tmp_path / "out"), 30, meta, "base", "category", num_train_shards=2)
+    heldout = [p.key for p in read_tfrecord_pairs(str(tmp_path / "out" / "heldout-*.tfrecord"))]
+    train = [p.key for p in read_tfrecord_pairs(str(tmp_path / "out" / "train-*.tfrecord"))]
+    assert sorted(heldout + train) == sorted(k for k, _, _ in pairs)
+    group_side = {k in heldout for k in (f"k{i}" for i in range(10))}
+    assert group_side == {holdout.is_heldout("wave", 30)}
+    expected = [f"k{i}" for i in range(10, 40) if holdout.is_heldout(f"k{i}", 30)]
+    assert [k for k in heldout if int(k[1:]) >= 10] == expected
+    assert summary["heldout"] == len(heldout) and summary["train"] == len(train)
+    written = sorted(os.path.relpath(p, tmp_path / "out" / "heldout_classes")
+                     for p in glob.glob(str(tmp_path / "out" / "heldout_classes" / "*" / "*.jpg")))
+    assert written == sorted(f"{('Warm', 'Cool')[int(k[1:]) % 2]}/{k}.jpg" for k in heldout)
+    assert json.loads((tmp_path / "out" / "split.json").read_text())["heldout_with_class"] == len(heldout)

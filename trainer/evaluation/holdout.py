@@ -1,0 +1,100 @@
+"""Hold out an evaluation split of curated TFRecords by key (stable hash), optionally by group.
+
+    python -m trainer.evaluation.holdout --input 'OUT/tfrecords/train-*.tfrecord' --out_dir SPLIT \
+        [--heldout_percent 10] [--meta 'corpus/webdataset/*.tar' --group_field near_duplicate_of_code \
+         --class_field category]
+
+writes SPLIT/train-SSSSS-of-NNNNN.tfrecord (what align-train reads), SPLIT/heldout-00000-of-00001.tfrecord
+(what `align-eval retrieval --tfrecords` reads), SPLIT/split.json (counts, the rule) and, with
+--class_field, SPLIT/heldout_classes/<class>/<key>.jpg (what `align-eval zeroshot` reads).
+A pair is held out when SHA-256("<group>") mod 100 < heldout_percent, where group = the value of
+--group_field in the pair's webdataset json (e.g. the emoji a skin-tone variant was derived from),
+or its key: near-duplicates in one group never straddle the split.
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import sys
+from typing import Dict, Optional
+
+
+def is_heldout(group: str, heldout_percent: float) -> bool:
+    return int(hashlib.sha256(group.encode("utf-8")).hexdigest(), 16) % 100 < heldout_percent
+
+
+def read_meta(pattern: str) -> Dict[str, dict]:
+    """key -> webdataset json of the source corpus (for groups and classes)."""
+    from trainer.evaluation.datasets import read_webdataset
+
+    return {pair.key: pair.meta for pair in read_webdataset(pattern)}
+
+
+def class_dir_name(name: str) -> str:
+    return re.sub(r"[/\\\x00]", "_", name).strip() or "unknown"
+
+
+def split(input_glob: str, out_dir: str, heldout_percent: float, meta: Optional[Dict[str, dict]] = None,
+          group_field: Optional[str] = None, class_field: Optional[str] = None, num_train_shards: int = 4) -> dict:
+    import tensorflow as tf
+
+    from schemas import example_schema as es
+    from trainer.evaluation.datasets import expand_glob
+
+    meta = meta or {}
+    os.makedirs(out_dir, exist_ok=True)
+    train_writers = [tf.io.TFRecordWriter(os.path.join(out_dir, f"train-{i:05d}-of-{num_train_shards:05d}.tfrecord"))
+                     for i in range(num_train_shards)]
+    heldout_writer = tf.io.TFRecordWriter(os.path.join(out_dir, "heldout-00000-of-00001.tfrecord"))
+    counts = {"train": 0, "heldout": 0, "heldout_with_class": 0}
+    classes: Dict[str, int] = {}
+    for path in expand_glob(input_glob):
+        for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+            ex = es.parse_example_dict(record)
+            key = ex[es.KEY].decode("utf-8")
+            info = meta.get(key, {})
+            group = str(info.get(group_field) or key) if group_field else key
+            if not is_heldout(group, heldout_percent):
+                train_writers[counts["train"] % num_train_shards].write(record)
+                counts["train"] += 1
+                continue
+            heldout_writer.write(record)
+            counts["heldout"] += 1
+            if class_field and info.get(class_field):
+                name = class_dir_name(str(info[class_field]))
+                os.makedirs(os.path.join(out_dir, "heldout_classes", name), exist_ok=True)
+                with open(os.path.join(out_dir, "heldout_classes", name, f"{key}.jpg"), "wb") as f:
+                    f.write(ex[es.IMAGE_ENCODED])
+                classes[name] = classes.get(name, 0) + 1
+                counts["heldout_with_class"] += 1
+    for writer in train_writers + [heldout_writer]:
+        writer.close()
+    summary = {"input": input_glob, "heldout_percent": heldout_percent, "group_field": group_field,
+               "class_field": class_field, **counts, "heldout_classes": dict(sorted(classes.items()))}
+    with open(os.path.join(out_dir, "split.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--input", required=True, help="glob of curated TFRecords")
+    p.add_argument("--out_dir", required=True)
+    p.add_argument("--heldout_percent", type=float, default=10.0)
+    p.add_argument("--meta", help="webdataset glob of the source corpus (json per key)")
+    p.add_argument("--group_field", help="json field that groups near-duplicates (default: the key)")
+    p.add_argument("--class_field", help="json field with the class, for a held-out class folder")
+    p.add_argument("--num_train_shards", type=int, default=4)
+    args = p.parse_args(argv)
+    if (args.group_field or args.class_field) and not args.meta:
+        p.error("--group_field and --class_field need --meta")
+    meta = read_meta(args.meta) if args.meta else None
+    summary = split(args.input, args.out_dir, args.heldout_percent, meta, args.group_field, args.class_field,
+                    args.num_train_shards)
+    print(json.dumps({k: v for k, v in summary.items() if k != "heldout_classes"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
