@@ -1,0 +1,134 @@
+"""The smallest stand-ins for the model side of the trainer, to test the loop and the export alone.
+
+Same interfaces as trainer/model.py, optimizer.py, strategy.py and train_step.py (see
+train_loop.Components), a few hundred parameters. The model also counts its steps in checkpointed
+variables (`steps_done`, `sum_of_step_numbers`), which is how the resume tests see that no step was
+applied twice or skipped.
+
+`python -m tests.trainer.standins ARGS` runs train_loop.train with them (used by the kill test);
+with ALIGN_TEST_HANG_AT_STEP=N it writes WORKDIR/hanging and blocks once step N is applied.
+"""
+import os
+import sys
+import time
+
+import keras
+import tensorflow as tf
+
+from trainer import train_loop
+
+
+def l2_normalize(x):
+    return tf.math.l2_normalize(tf.cast(x, tf.float32), axis=-1)
+
+
+class TinyDualEncoder(keras.Model):
+    def __init__(self, vocab_size: int, embedding_dim: int = 8, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding_dim = embedding_dim
+        self.image_proj = keras.layers.Dense(embedding_dim, name="image_proj")
+        self.token_embedding = keras.layers.Embedding(vocab_size, 16, name="token_embedding")
+        self.text_proj = keras.layers.Dense(embedding_dim, name="text_proj")
+        self.temperature = self.add_weight(shape=(), initializer=keras.initializers.Constant(1.0),
+                                           name="temperature")
+        self.steps_done = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                          name="steps_done")
+        self.sum_of_step_numbers = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                                   name="sum_of_step_numbers")
+
+    def image_features(self, images, training=False):
+        return tf.reduce_mean(images, axis=[1, 2]) / 255.0  # [B, 3]
+
+    def text_cls_features(self, token_ids, padding_mask, training=False):
+        mask = tf.cast(padding_mask, tf.float32)[..., None]
+        return tf.reduce_sum(self.token_embedding(token_ids) * mask, 1) / tf.reduce_sum(mask, 1)
+
+    def embed_images(self, images, training=False):
+        return l2_normalize(self.image_proj(self.image_features(images)))
+
+    def embed_texts(self, token_ids, padding_mask, training=False):
+        return l2_normalize(self.text_proj(self.text_cls_features(token_ids, padding_mask)))
+
+    def call(self, batch, training=False):
+        return (self.embed_images(batch["image"], training),
+                self.embed_texts(batch["token_ids"], batch["padding_mask"], training))
+
+
+def build_dual_encoder(model_cfg, vocab_size: int) -> TinyDualEncoder:
+    model = TinyDualEncoder(vocab_size)
+    crop, tokens = model_cfg.image.crop_px, model_cfg.text.max_tokens
+    model({"image": tf.zeros([1, crop, crop, 3]), "token_ids": tf.zeros([1, tokens], tf.int32),
+           "padding_mask": tf.ones([1, tokens], tf.bool)})
+    return model
+
+
+def build_optimizer(optim_cfg, model):
+    return keras.optimizers.SGD(learning_rate=0.1)
+
+
+def build_strategy(kind="auto", tpu=None):
+    return tf.distribute.get_strategy()
+
+
+def set_precision_policy(strategy, mixed_precision="auto"):
+    pass
+
+
+def make_train_step(model, optimizer, strategy, cfg, nan_at_step=None):
+    labels_smoothing = cfg.label_smoothing
+
+    @tf.function
+    def step(iterator):
+        batch = next(iterator)
+        with tf.GradientTape() as tape:
+            image_emb, text_emb = model(batch, training=True)
+            logits = tf.matmul(image_emb, text_emb, transpose_b=True) / model.temperature
+            labels = tf.eye(tf.shape(logits)[0])
+            xent = keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                        label_smoothing=labels_smoothing)
+            i2t, t2i = xent(labels, logits), xent(labels, tf.transpose(logits))
+            loss = i2t + t2i
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        model.steps_done.assign_add(1.0)
+        model.sum_of_step_numbers.assign_add(tf.cast(optimizer.iterations, tf.float32))
+        if nan_at_step is not None:
+            loss = tf.where(tf.equal(optimizer.iterations, nan_at_step), float("nan"), loss)
+        return {"loss": loss, "loss_image_to_text": i2t, "loss_text_to_image": t2i,
+                "temperature": tf.identity(model.temperature), "learning_rate": tf.constant(0.1),
+                "grad_norm": tf.linalg.global_norm(grads)}
+
+    hang_at = int(os.environ.get("ALIGN_TEST_HANG_AT_STEP", "0"))
+    hang_marker = os.environ.get("ALIGN_TEST_HANG_MARKER", "")
+
+    def step_fn(iterator):
+        metrics = step(iterator)
+        if hang_at and int(optimizer.iterations.numpy()) == hang_at:
+            with open(hang_marker, "w") as f:
+                f.write(str(hang_at))
+            time.sleep(600)  # the test kills us here with SIGKILL
+        return metrics
+
+    return step_fn
+
+
+def components(nan_at_step=None) -> train_loop.Components:
+    def make_step(model, optimizer, strategy, cfg):
+        return make_train_step(model, optimizer, strategy, cfg, nan_at_step)
+    return train_loop.Components(build_strategy, set_precision_policy, build_dual_encoder,
+                                 build_optimizer, make_step)
+
+
+def main(argv) -> int:
+    """Runs align-train's argument parsing with the stand-in components."""
+    from trainer import train
+    args = train.build_parser().parse_args(argv)
+    cfg = train.resolve_config(args)
+    train_loop.train(cfg, data_glob=args.data, vocab_path=args.vocab, workdir=args.workdir,
+                     config_name=args.config, export=not args.no_export, components=components(),
+                     print_fn=lambda line: print(line, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

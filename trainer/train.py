@@ -1,0 +1,72 @@
+"""`align-train`: train an ALIGN dual encoder on curated TFRecords (thin entry point).
+
+    align-train --config tiny_cpu --data 'OUT/tfrecords/train-*.tfrecord' --vocab OUT/vocab.txt \
+        --workdir /tmp/align_tiny [--steps N] [--global_batch_size B] [--strategy auto|...] \
+        [--tpu NAME] [--set optim.peak_learning_rate=5e-4 --set model.image.crop_px=96 ...]
+
+Re-running the same command continues from the latest checkpoint in --workdir. The configs are in
+trainer/configs/ (tiny_cpu, b3_bert_mini, b7_bert_base, l2_bert_large); docs/TRAINING.md explains
+them, the strategies and the outputs.
+"""
+import argparse
+import logging
+import sys
+from typing import List, Optional
+
+from trainer import configs
+from trainer.config_overrides import apply_overrides
+
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="align-train", description=__doc__.split("\n")[0])
+    p.add_argument("--config", required=True, choices=configs.available(),
+                   help="experiment in trainer/configs/")
+    p.add_argument("--data", required=True, help="glob of curated TFRecord shards (local or gs://)")
+    p.add_argument("--vocab", required=True, help="vocab.txt written by align-curate")
+    p.add_argument("--workdir", required=True, help="checkpoints, TensorBoard logs and export")
+    p.add_argument("--steps", type=int, default=None,
+                   help="override optim.total_steps (the schedule decays to zero there)")
+    p.add_argument("--global_batch_size", type=int, default=None,
+                   help="override the global batch (split evenly over replicas)")
+    p.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                   help="auto: TPU with --tpu, multi-worker with TF_CONFIG, mirrored with >1 GPU")
+    p.add_argument("--tpu", default=None, help="Cloud TPU name or grpc:// address")
+    p.add_argument("--mixed_precision", choices=("auto", "float32", "bfloat16"), default=None)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field, e.g. optim.warmup_steps=500 (repeatable)")
+    p.add_argument("--no_export", action="store_true", help="skip the SavedModel export at the end")
+    return p
+
+
+def resolve_config(args: argparse.Namespace):
+    cfg = configs.get(args.config)
+    if args.steps is not None:
+        cfg.optim.total_steps = args.steps
+        if cfg.optim.warmup_steps >= args.steps:
+            warmup = max(1, args.steps // 10)
+            logging.warning("warmup_steps %d does not fit in %d steps: using %d (set "
+                            "optim.warmup_steps to choose)", cfg.optim.warmup_steps, args.steps, warmup)
+            cfg.optim.warmup_steps = warmup
+    if args.global_batch_size is not None:
+        cfg.global_batch_size = args.global_batch_size
+    if args.mixed_precision is not None:
+        cfg.mixed_precision = args.mixed_precision
+    return apply_overrides(cfg, args.set)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = resolve_config(args)
+    from trainer import train_loop  # noqa: late import: --help stays fast
+    train_loop.train(cfg, data_glob=args.data, vocab_path=args.vocab, workdir=args.workdir,
+                     config_name=args.config, strategy_kind=args.strategy, tpu=args.tpu,
+                     export=not args.no_export,
+                     print_fn=lambda line: print(line, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

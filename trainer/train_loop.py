@@ -1,0 +1,292 @@
+"""The training loop: distributed input, steps, checkpoints with automatic resume, logs, export.
+
+`train(...)` runs one experiment in WORKDIR:
+  WORKDIR/checkpoints/   tf.train.CheckpointManager (model, optimizer, step), every N steps, kept K
+  WORKDIR/tensorboard/   scalars: both loss directions, temperature, learning rate, gradient norm,
+                         pairs/s, data time and step time
+  WORKDIR/export/        the SavedModel of trainer/export.py, written when the run reaches its end
+  WORKDIR/config.json    the resolved configuration of the run
+
+Resume: a run started in a WORKDIR with checkpoints continues from the latest one, whether the
+previous process finished, was preempted (SIGTERM: a checkpoint is written at the next step
+boundary; on TPU / multi-worker, tf.distribute's PreemptionCheckpointHandler does it) or was killed
+(SIGKILL: the steps since the last checkpoint are lost and redone from that checkpoint). The step
+counter is part of the checkpoint, so no step is counted twice and a run always ends at
+`optim.total_steps`. The tf.data iterator is not checkpointed (its shuffle buffer would be
+gigabytes of encoded images); instead the input is reshuffled with a seed derived from the resume
+step, so a resumed run does not replay the batches the first run started with.
+"""
+import dataclasses
+import json
+import logging
+import math
+import os
+import signal
+import time
+from typing import Callable, Dict, Optional
+
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+from trainer import input_pipeline
+from trainer.config import TrainConfig
+
+METRIC_NAMES = ("loss", "loss_image_to_text", "loss_text_to_image", "temperature",
+                "learning_rate", "grad_norm")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training stopped: the loss became NaN or infinite (fail fast, no checkpoint written)."""
+
+
+@dataclasses.dataclass
+class Components:
+    """The model side of the trainer (trainer/model.py, optimizer.py, strategy.py, train_step.py)."""
+    build_strategy: Callable  # (kind, tpu) -> tf.distribute.Strategy
+    set_precision_policy: Callable  # (strategy, mixed_precision) -> None
+    build_dual_encoder: Callable  # (model_cfg, vocab_size) -> DualEncoder
+    build_optimizer: Callable  # (optim_cfg, model) -> optimizer
+    make_train_step: Callable  # (model, optimizer, strategy, cfg) -> step_fn(iterator) -> metrics
+
+
+def default_components() -> Components:
+    from trainer import model, optimizer, strategy, train_step  # noqa: late import keeps tests light
+    return Components(strategy.build_strategy, strategy.set_precision_policy,
+                      model.build_dual_encoder, optimizer.build_optimizer,
+                      train_step.make_train_step)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                             and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def _worker_dir(workdir: str, strategy, name: str) -> str:
+    """Chief writes WORKDIR/name; other workers write a scratch copy (multi-worker convention)."""
+    if is_chief(strategy):
+        return os.path.join(workdir, name)
+    resolver = strategy.cluster_resolver
+    return os.path.join(workdir, "workers", f"{resolver.task_type}_{resolver.task_id}", name)
+
+
+class _StopRequest:
+    """SIGTERM / SIGINT -> checkpoint at the next step boundary, then exit (CPU/GPU preemption)."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        logging.warning("signal %d: checkpointing at the next step boundary, then stopping", signum)
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _preemption_handler(strategy, manager):
+    """tf.distribute's preemption handler where it is supported (TPU, multi-worker), else None."""
+    kind = type(strategy).__name__
+    if not any(k in kind for k in ("TPUStrategy", "MultiWorkerMirroredStrategy", "Collective")):
+        return None
+    try:
+        return tf.distribute.experimental.PreemptionCheckpointHandler(
+            strategy.cluster_resolver, manager)
+    except Exception as error:  # noqa: BLE001 - platform without preemption notices
+        logging.warning("PreemptionCheckpointHandler unavailable (%s); SIGTERM handling only", error)
+        return None
+
+
+def format_progress(step: int, total: int, metrics: Dict[str, float], pairs_per_s: float,
+                    data_s: float, step_s: float, eta_s: float) -> str:
+    return (f"step {step}/{total} | loss {metrics['loss']:.4f} "
+            f"(i2t {metrics['loss_image_to_text']:.4f}, t2i {metrics['loss_text_to_image']:.4f}) "
+            f"| temp {metrics['temperature']:.4f} | lr {metrics['learning_rate']:.3g} "
+            f"| gnorm {metrics['grad_norm']:.3g} | {pairs_per_s:.1f} pairs/s "
+            f"| data {data_s * 1e3:.0f} ms step {step_s * 1e3:.0f} ms | eta {_hms(eta_s)}")
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
+
+
+def check_finite(step: int, metrics: Dict[str, float]) -> None:
+    """Fail fast on a NaN/inf loss, or a step that reported finite=0 (TPU: no in-graph asserts)."""
+    loss = metrics["loss"]
+    if not math.isfinite(loss) or metrics.get("finite", 1.0) < 1.0:
+        raise NonFiniteLossError(f"non-finite loss {loss} at step {step}: {metrics}")
+
+
+def _run_step(step_fn, iterator, preemption, step: int) -> Dict[str, float]:
+    """One step; its metrics as floats (this waits for the step to finish)."""
+    try:
+        metrics = preemption.run(step_fn, iterator) if preemption else step_fn(iterator)
+        metrics = {k: float(v) for k, v in metrics.items()}
+    except tf.errors.InvalidArgumentError as error:  # the step's in-graph finiteness assertion
+        if "non-finite" in str(error).lower():
+            raise NonFiniteLossError(f"non-finite loss or gradient at step {step}") from error
+        raise
+    check_finite(step, metrics)
+    return metrics
+
+
+class ArrivalClock:
+    """Data time without splitting the step: the input pipeline stamps the wall-clock time at which
+    each batch leaves it; the loop's data time is how long after the step call that was (0 when the
+    batch was already waiting in the prefetch buffer, i.e. the input keeps up)."""
+
+    def __init__(self):
+        with tf.device("/cpu:0"):
+            self._arrived = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="arrived")
+
+    def stamp(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
+        def stamp_batch(batch):
+            with tf.control_dependencies([self._arrived.assign(tf.timestamp())]):
+                return tf.nest.map_structure(tf.identity, batch)
+        return dataset.map(stamp_batch)
+
+    def last_arrival(self) -> float:
+        return float(self._arrived.numpy())
+
+
+class _Window:
+    """Averages of the metrics and timings since the last log line."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.sums, self.count, self.data_s, self.step_s = {}, 0, 0.0, 0.0
+
+    def add(self, metrics, data_s, step_s):
+        for k, v in metrics.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+        self.data_s += data_s
+        self.step_s += step_s
+
+    def means(self):
+        n = max(self.count, 1)
+        return ({k: v / n for k, v in self.sums.items()}, self.data_s / n, self.step_s / n)
+
+
+def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
+          config_name: str = "custom", strategy_kind: str = "auto", tpu: Optional[str] = None,
+          export: bool = True, components: Optional[Components] = None,
+          print_fn: Callable[[str], None] = print) -> Dict[str, float]:
+    """Trains to cfg.optim.total_steps, resuming from WORKDIR's latest checkpoint; returns the
+    last logged metrics plus "step"."""
+    components = components or default_components()
+    strategy = components.build_strategy(strategy_kind, tpu)
+    components.set_precision_policy(strategy, cfg.mixed_precision)
+    total_steps = cfg.optim.total_steps
+    vocab_size = len(input_pipeline.read_vocab(vocab_path))
+    tf.io.gfile.makedirs(workdir)
+    if is_chief(strategy):
+        with tf.io.gfile.GFile(os.path.join(workdir, "config.json"), "w") as f:
+            json.dump({"config_name": config_name, "config": dataclasses.asdict(cfg),
+                       "data": data_glob, "vocab": vocab_path}, f, indent=2)
+
+    with strategy.scope():
+        model = components.build_dual_encoder(cfg.model, vocab_size)
+        optimizer = components.build_optimizer(cfg.optim, model)
+        optimizer.build(model.trainable_variables)  # slots exist before restore
+        step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var)
+    manager = tf.train.CheckpointManager(
+        checkpoint, _worker_dir(workdir, strategy, "checkpoints"), cfg.keep_checkpoints,
+        step_counter=step_var)
+    restored = manager.restore_or_initialize()
+    start_step = int(step_var.numpy())
+    if restored:
+        print_fn(f"resumed from {restored} at step {start_step}")
+    if start_step > total_steps:
+        raise ValueError(f"checkpoint at step {start_step} is past total_steps={total_steps}")
+
+    clock = ArrivalClock()
+    dataset = strategy.distribute_datasets_from_function(
+        lambda ctx: clock.stamp(input_pipeline.build_train_dataset(
+            ctx, data_glob, vocab_path, cfg, seed=cfg.seed + start_step)))
+    iterator = iter(dataset)
+    step_fn = components.make_train_step(model, optimizer, strategy, cfg)
+    writer = tf.summary.create_file_writer(_worker_dir(workdir, strategy, "tensorboard"))
+    preemption = _preemption_handler(strategy, manager)
+    last: Dict[str, float] = {}
+    window, run_start, step = _Window(), time.perf_counter(), start_step
+
+    with _StopRequest() as stop, writer.as_default():
+        while step < total_steps:
+            called_at = time.time()
+            metrics = _run_step(step_fn, iterator, preemption, step + 1)
+            total_s = time.time() - called_at
+            data_s = min(max(clock.last_arrival() - called_at, 0.0), total_s)
+            step = int(step_var.assign_add(1).numpy())
+            if step == start_step + 1:  # tracing and compilation: not a step time
+                print_fn(f"step {step} (first of this run: tracing and compilation) took {total_s:.1f} s")
+            else:
+                window.add(metrics, data_s, total_s - data_s)
+            if window.count and (step % cfg.log_every_steps == 0 or step == total_steps):
+                means, data_s, step_s = window.means()
+                pairs_per_s = cfg.global_batch_size / max(data_s + step_s, 1e-9)
+                eta = (total_steps - step) * (data_s + step_s)
+                _write_scalars(step, means, pairs_per_s, data_s, step_s)
+                print_fn(format_progress(step, total_steps, means, pairs_per_s, data_s, step_s, eta))
+                last, _ = dict(means, step=step, pairs_per_s=pairs_per_s), window.reset()
+            if step % cfg.checkpoint_every_steps == 0:
+                manager.save(checkpoint_number=step)
+            if stop.requested:
+                _save_final(manager, step)
+                print_fn(f"stopped at step {step} on request; checkpoint written")
+                return dict(last, step=step, stopped=True)
+    _save_final(manager, step)
+    writer.flush()
+    print_fn(f"finished {total_steps} steps in {_hms(time.perf_counter() - run_start)}")
+    if export and is_chief(strategy):
+        from trainer import export as export_lib  # noqa: late import
+        export_dir = os.path.join(workdir, "export")
+        export_lib.export_from_checkpoint(cfg, vocab_path=vocab_path, workdir=workdir,
+                                          export_dir=export_dir, config_name=config_name,
+                                          build_dual_encoder=components.build_dual_encoder)
+        print_fn(f"exported SavedModel to {export_dir}")
+    return dict(last, step=step)
+
+
+def _save_final(manager: tf.train.CheckpointManager, step: int) -> None:
+    """Checkpoint `step` unless it is already the latest checkpoint."""
+    latest = manager.latest_checkpoint
+    if latest is None or not latest.endswith(f"-{step}"):
+        manager.save(checkpoint_number=step, check_interval=False)
+
+
+# TensorBoard's scalar plugin metadata, as tensorboard.summary.scalar writes it; built here so that
+# training needs only TensorFlow (the `tensorboard` package is needed to view the logs, not to write).
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
+    data_class=summary_pb2.DATA_CLASS_SCALAR).SerializeToString()
+
+
+def write_scalar(name: str, value: float, step: int) -> None:
+    """One TensorBoard scalar on the default summary writer."""
+    tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
+
+
+def _write_scalars(step, means, pairs_per_s, data_s, step_s):
+    for name in METRIC_NAMES:
+        if name in means:
+            write_scalar(name, means[name], step)
+    write_scalar("pairs_per_second", pairs_per_s, step)
+    write_scalar("data_time_s", data_s, step)
+    write_scalar("step_time_s", step_s, step)
