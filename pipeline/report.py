@@ -46,7 +46,7 @@ def _card(sample: dict) -> str:
     shown = esc(_short(text)) if text else '<span class="muted">(empty text)</span>'
     raw_block = ""
     if raw and raw != text:
-        raw_block = f'<div class="raw" title="raw alt-text as found in the input">raw: {esc(_short(raw))}</div>'
+        raw_block = f'<div class="raw" title="raw alt-text as found in the input">raw: {esc(_short(raw, 160))}</div>'
     return (f'<div class="card">{_thumb(sample.get("thumbnail"), _short(text, 80))}'
             f'<div class="txt">{shown}</div>{raw_block}'
             f'<div class="meta">{esc(sample.get("detail", ""))}</div>'
@@ -115,7 +115,8 @@ def _section_summaries(stats) -> str:
     vocab_note = ""
     if isinstance(requested, int) and isinstance(achieved, int) and achieved < 0.95 * requested:
         vocab_note = (' <span class="badge warn">smaller than requested</span> <span class="muted '
-                      'small">the kept texts do not support more wordpieces</span>')
+                      'small">the WordPiece learner found fewer pieces above its frequency threshold '
+                      'in the kept texts</span>')
     rare_rows = [(k, f"{v:,}" if isinstance(v, int) else esc(v)) for k, v in rare.items()]
     vocab_rows = [(k, (f"{v:,}" if isinstance(v, int) else esc(v)) + (vocab_note if k == "achieved" else ""))
                   for k, v in vocab.items()]
@@ -127,7 +128,7 @@ def _section_summaries(stats) -> str:
             '<p class="muted small">Kept: the tokens with count \u2265 min_count_kept, at most '
             'top_n_tokens of them (ties at the cut-off are all rare).</p></div>'
             f'<div><h3>WordPiece vocabulary</h3>{_kv_table(vocab_rows)}</div>'
-            f'<div><h3>Image conversions (kept pairs)</h3>{_kv_table(conv_rows)}</div></div></section>')
+            f'<div><h3>Image conversions</h3>{_kv_table(conv_rows)}</div></div></section>')
 
 
 def _section_near_duplicates(stats, near_duplicates) -> str:

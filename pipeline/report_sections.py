@@ -83,6 +83,7 @@ def section_funnel(stats) -> str:
         applied = filters.get(anchor, {}).get("applied", True) if anchor != "errors" else True
         badge = "" if applied else '<span class="badge na">NOT APPLIED</span>'
         rows.append(_funnel_row(label, anchor, removed, remaining, total, color, badge))
+    rows.append(_funnel_row("Kept", "", None, kept, total, KEPT_COLOR, "", css_class="kept"))
     check = (f'<p class="ok">\u2713 input_pairs {total:,} = kept {kept:,} + dropped {n_dropped:,} '
              f'+ errors {n_errors:,}</p>' if identity_ok else
              f'<p class="bad">\u2717 identity broken: input_pairs {total:,} \u2260 kept {kept:,} + '
@@ -95,11 +96,12 @@ def section_funnel(stats) -> str:
             f'<th class="r">remaining</th></tr>{"".join(rows)}</table></section>')
 
 
-def _funnel_row(label, anchor, removed, remaining, total, color, badge) -> str:
+def _funnel_row(label, anchor, removed, remaining, total, color, badge, css_class="") -> str:
     width = 100.0 * remaining / total if total else 0
     name = f'<a href="#r-{esc(anchor)}">{esc(label)}</a>' if anchor and removed else esc(label)
     removed_txt = "" if removed is None else (f"\u2212{removed:,}" if removed else "0")
-    dim = ' class="zero"' if removed == 0 else ""
+    css_class = css_class or ("zero" if removed == 0 else "")
+    dim = f' class="{css_class}"' if css_class else ""
     return (f'<tr{dim}><td><i class="dot" style="background:{color}"></i>{name} {badge}</td>'
             f'<td class="r">{removed_txt}</td><td class="barcell"><div class="bar" '
             f'style="width:{width:.2f}%"></div></td><td class="r">{remaining:,} '

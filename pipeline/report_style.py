@@ -36,6 +36,8 @@ table.funnel tr.zero td{color:#9aa5b1}
 table.funnel a{color:inherit}
 .barcell{width:45%}
 .bar{height:14px;background:#4a7fc1;border-radius:3px;min-width:1px}
+table.funnel tr.kept td{font-weight:600;border-top:2px solid #cbd2d9}
+table.funnel tr.kept .bar{background:#2e8b57}
 .badge{display:inline-block;font-size:11px;font-weight:700;padding:1px 7px;border-radius:10px;
  background:#e4e7eb;color:#3e4c59;letter-spacing:.03em}
 .badge.ok{background:#e3f4e6;color:#2e7d32}.badge.na{background:#fde2e1;color:#b71c1c}
@@ -53,7 +55,7 @@ table.kv th{width:50%}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(176px,1fr));gap:12px}
 .card{border:1px solid #e4e7eb;border-radius:8px;padding:8px;background:#fbfcfd;overflow:hidden}
 .card img,.noimg,.pair img{display:block;width:100%;height:128px;object-fit:contain;
- background:repeating-conic-gradient(#f0f2f5 0 25%,#fff 0 50%) 0 0/16px 16px;border-radius:4px}
+ background:#f3f5f7;border-radius:4px}
 .noimg{display:flex;align-items:center;justify-content:center;color:#9aa5b1;font-size:12px;
  background:#eef1f4}
 .txt{margin-top:6px;font-weight:500;overflow-wrap:anywhere}
