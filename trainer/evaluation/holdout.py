@@ -7,9 +7,10 @@
 writes SPLIT/train-SSSSS-of-NNNNN.tfrecord (what align-train reads), SPLIT/heldout-00000-of-00001.tfrecord
 (what `align-eval retrieval --tfrecords` reads), SPLIT/split.json (counts, the rule) and, with
 --class_field, SPLIT/heldout_classes/<class>/<key>.jpg (what `align-eval zeroshot` reads).
-A pair is held out when SHA-256("<group>") mod 100 < heldout_percent, where group = the value of
---group_field in the pair's webdataset json (e.g. the emoji a skin-tone variant was derived from),
-or its key: near-duplicates in one group never straddle the split.
+A pair is held out when SHA-256("<group>") mod 100 < heldout_percent, where group = the first
+non-empty of the --group_field fields (comma-separated) in the pair's webdataset json, else its
+key. On the shared real corpus `near_duplicate_of_code,code` puts every emoji skin-tone variant in
+the group of its base emoji, so near-duplicates never straddle the split.
 """
 import argparse
 import hashlib
@@ -22,6 +23,13 @@ from typing import Dict, Optional
 
 def is_heldout(group: str, heldout_percent: float) -> bool:
     return int(hashlib.sha256(group.encode("utf-8")).hexdigest(), 16) % 100 < heldout_percent
+
+
+def group_of(key: str, info: dict, group_fields: Optional[str]) -> str:
+    for field in (group_fields or "").split(","):
+        if field and info.get(field):
+            return str(info[field])
+    return key
 
 
 def read_meta(pattern: str) -> Dict[str, dict]:
@@ -54,7 +62,7 @@ def split(input_glob: str, out_dir: str, heldout_percent: float, meta: Optional[
             ex = es.parse_example_dict(record)
             key = ex[es.KEY].decode("utf-8")
             info = meta.get(key, {})
-            group = str(info.get(group_field) or key) if group_field else key
+            group = group_of(key, info, group_field)
             if not is_heldout(group, heldout_percent):
                 train_writers[counts["train"] % num_train_shards].write(record)
                 counts["train"] += 1
@@ -83,7 +91,7 @@ def main(argv=None) -> int:
     p.add_argument("--out_dir", required=True)
     p.add_argument("--heldout_percent", type=float, default=10.0)
     p.add_argument("--meta", help="webdataset glob of the source corpus (json per key)")
-    p.add_argument("--group_field", help="json field that groups near-duplicates (default: the key)")
+    p.add_argument("--group_field", help="json field(s), comma-separated, first non-empty groups near-duplicates (default: the key)")
     p.add_argument("--class_field", help="json field with the class, for a held-out class folder")
     p.add_argument("--num_train_shards", type=int, default=4)
     args = p.parse_args(argv)

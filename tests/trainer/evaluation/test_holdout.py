@@ -18,8 +18,11 @@ def test_split_keeps_groups_together_and_writes_classes(tmp_path):
     pairs = [(f"k{i}", ("red", "blue")[i % 2], f"text {i}") for i in range(40)]
     records = fd.write_tfrecords(tmp_path / "in.tfrecord", pairs)
     # k0..k9 all derive from one "emoji": they must land on the same side.
-    meta = {f"k{i}": {"base": "wave" if i < 10 else None, "category": ("Warm", "Cool")[i % 2]} for i in range(40)}
-    summary = holdout.split(records, str(tmp_path / "out"), 30, meta, "base", "category", num_train_shards=2)
+    # k0 is the base emoji (code "wave"), k1..k9 its variants (near_duplicate_of "wave").
+    meta = {f"k{i}": {"near_duplicate_of": "wave" if 0 < i < 10 else None, "code": "wave" if i == 0 else None,
+                      "category": ("Warm", "Cool")[i % 2]} for i in range(40)}
+    summary = holdout.split(records, str(tmp_path / "out"), 30, meta, "near_duplicate_of,code", "category",
+                            num_train_shards=2)
     heldout = [p.key for p in read_tfrecord_pairs(str(tmp_path / "out" / "heldout-*.tfrecord"))]
     train = [p.key for p in read_tfrecord_pairs(str(tmp_path / "out" / "train-*.tfrecord"))]
     assert sorted(heldout + train) == sorted(k for k, _, _ in pairs)
