@@ -67,7 +67,7 @@ _HELP = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="align-curate",
+        prog="align-curate", allow_abbrev=False,
         description="ALIGN curation (Jia et al. 2021, section 3). Flags not listed here are Beam "
                     "PipelineOptions (--runner, --project, --region, --temp_location, ...).")
     parser.add_argument("--input", required=True, help="Beam glob of input files")
