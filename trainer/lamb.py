@@ -9,8 +9,8 @@ variable. The paper's LAMB folds the decay into the update before the trust rati
     u = r + wd * w                   (weight decay, adapted variables only)
     w = w - lr * (||w|| / ||u||) * u (trust ratio; 1 when either norm is 0)
 
-Variables excluded from adaptation (the temperature, biases and normalization parameters: every
-variable of rank <= 1, see `is_excluded_from_adaptation`) get neither weight decay nor the trust
+Variables excluded from adaptation (the temperature, biases and normalization parameters, by name,
+see `is_excluded_from_adaptation`) get neither weight decay nor the trust
 ratio: w = w - lr * r (Adam without decay), as in the BERT/LAMB reference code.
 
 Gradients: like every keras optimizer, `apply_gradients` in a replica context sums the gradients
@@ -25,8 +25,11 @@ EXCLUDED_NAMES = ("temperature", "bias", "gamma", "beta")
 
 
 def is_excluded_from_adaptation(variable) -> bool:
-    """Rank <= 1: the scalar temperature, biases and normalization scales/offsets (paper 4.1)."""
-    return len(variable.shape) <= 1
+    """The temperature, biases (also the rank-2 ones of attention's EinsumDense) and normalization
+    scales/offsets (gamma/beta), by variable name; any other rank <= 1 variable too (paper 4.1)."""
+    name = getattr(variable, "path", None) or variable.name
+    name = name.rsplit("/", 1)[-1].split(":", 1)[0]
+    return name in EXCLUDED_NAMES or len(variable.shape) <= 1
 
 
 class Lamb(keras.optimizers.Optimizer):

@@ -37,11 +37,13 @@ def resolve_kind(kind: str = "auto", tpu: Optional[str] = None) -> str:
 
 
 def build_strategy(kind: str = "auto", tpu: Optional[str] = None,
-                   devices: Optional[Sequence[str]] = None) -> tf.distribute.Strategy:
+                   devices: Optional[Sequence[str]] = None,
+                   collective_timeout_s: Optional[float] = None) -> tf.distribute.Strategy:
     """The strategy to build the model, optimizer and datasets under.
 
     tpu: TPU name or grpc address ("local" on a TPU VM). devices: explicit device list for
-    "mirrored" (e.g. two logical CPUs in tests).
+    "mirrored" (e.g. two logical CPUs in tests). collective_timeout_s: multi-worker collectives
+    fail after this long instead of waiting forever for a lost peer.
     """
     kind = resolve_kind(kind, tpu)
     if kind == "tpu":
@@ -50,7 +52,8 @@ def build_strategy(kind: str = "auto", tpu: Optional[str] = None,
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     if kind == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout_s)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     if kind == "mirrored":
         return tf.distribute.MirroredStrategy(devices=list(devices) if devices else None)
     device = "/gpu:0" if tf.config.list_physical_devices("GPU") else "/cpu:0"
