@@ -28,6 +28,8 @@ class ExportedModel:
         import tensorflow as tf  # deferred: a bad path fails fast without importing TensorFlow
 
         check_export_dir(export_dir)
+        import tensorflow_text  # noqa: F401 - registers the tokenizer ops the export's embed_text uses
+
         self.export_dir = export_dir
         self.batch_size = batch_size
         try:
