@@ -1,7 +1,7 @@
 """`align-train`: train an ALIGN dual encoder on curated TFRecords (thin entry point).
 
     align-train --config tiny_cpu --data 'OUT/tfrecords/train-*.tfrecord' --vocab OUT/vocab.txt \
-        --workdir /tmp/align_tiny [--steps N] [--global_batch_size B] [--strategy auto|...] \
+        --workdir /tmp/align_tiny [--steps N] [--global_batch_size B] [--strategy auto|tpu|multi_worker|mirrored|one_device] \
         [--tpu NAME] [--set optim.peak_learning_rate=5e-4 --set model.image.crop_px=96 ...]
 
 Re-running the same command continues from the latest checkpoint in --workdir. The configs are in
@@ -15,8 +15,8 @@ from typing import List, Optional
 
 from trainer import configs
 from trainer.config_overrides import apply_overrides
+from trainer.strategy import STRATEGY_KINDS
 
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override optim.total_steps (the schedule decays to zero there)")
     p.add_argument("--global_batch_size", type=int, default=None,
                    help="override the global batch (split evenly over replicas)")
-    p.add_argument("--strategy", choices=STRATEGIES, default="auto",
+    p.add_argument("--strategy", choices=STRATEGY_KINDS, default="auto",
                    help="auto: TPU with --tpu, multi-worker with TF_CONFIG, mirrored with >1 GPU")
     p.add_argument("--tpu", default=None, help="Cloud TPU name or grpc:// address")
     p.add_argument("--mixed_precision", choices=("auto", "float32", "bfloat16"), default=None)

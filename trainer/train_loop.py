@@ -143,6 +143,10 @@ def _run_step(step_fn, iterator, preemption, step: int) -> Dict[str, float]:
     return metrics
 
 
+def _stamped(clock, dataset):
+    return clock.stamp(dataset) if clock else dataset
+
+
 class ArrivalClock:
     """Data time without splitting the step: the input pipeline stamps the wall-clock time at which
     each batch leaves it; the loop's data time is how long after the step call that was (0 when the
@@ -216,9 +220,11 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
     if start_step > total_steps:
         raise ValueError(f"checkpoint at step {start_step} is past total_steps={total_steps}")
 
-    clock = ArrivalClock()
+    # On TPU the input runs on the TPU hosts, not next to this client's variable: data time is
+    # not measured there (use the TensorBoard profiler's input-pipeline analysis).
+    clock = None if isinstance(strategy, tf.distribute.TPUStrategy) else ArrivalClock()
     dataset = strategy.distribute_datasets_from_function(
-        lambda ctx: clock.stamp(input_pipeline.build_train_dataset(
+        lambda ctx: _stamped(clock, input_pipeline.build_train_dataset(
             ctx, data_glob, vocab_path, cfg, seed=cfg.seed + start_step)))
     iterator = iter(dataset)
     step_fn = components.make_train_step(model, optimizer, strategy, cfg)
@@ -232,7 +238,8 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
             called_at = time.time()
             metrics = _run_step(step_fn, iterator, preemption, step + 1)
             total_s = time.time() - called_at
-            data_s = min(max(clock.last_arrival() - called_at, 0.0), total_s)
+            data_s = (min(max(clock.last_arrival() - called_at, 0.0), total_s) if clock
+                      else 0.0)
             step = int(step_var.assign_add(1).numpy())
             if step == start_step + 1:  # tracing and compilation: not a step time
                 print_fn(f"step {step} (first of this run: tracing and compilation) took {total_s:.1f} s")
