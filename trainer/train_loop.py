@@ -115,7 +115,12 @@ def format_progress(step: int, total: int, metrics: Dict[str, float], pairs_per_
             f"(i2t {metrics['loss_image_to_text']:.4f}, t2i {metrics['loss_text_to_image']:.4f}) "
             f"| temp {metrics['temperature']:.4f} | lr {metrics['learning_rate']:.3g} "
             f"| gnorm {metrics['grad_norm']:.3g} | {pairs_per_s:.1f} pairs/s "
-            f"| data {data_s * 1e3:.0f} ms step {step_s * 1e3:.0f} ms | eta {_hms(eta_s)}")
+            f"| data {_ms(data_s)} step {_ms(step_s)} | eta {_hms(eta_s)}")
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.0f} ms" if math.isfinite(seconds) else "n/a"
+
 
 
 def _hms(seconds: float) -> str:
@@ -239,16 +244,17 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
             metrics = _run_step(step_fn, iterator, preemption, step + 1)
             total_s = time.time() - called_at
             data_s = (min(max(clock.last_arrival() - called_at, 0.0), total_s) if clock
-                      else 0.0)
+                      else float("nan"))  # not measured
             step = int(step_var.assign_add(1).numpy())
             if step == start_step + 1:  # tracing and compilation: not a step time
                 print_fn(f"step {step} (first of this run: tracing and compilation) took {total_s:.1f} s")
             else:
-                window.add(metrics, data_s, total_s - data_s)
+                window.add(metrics, data_s, total_s - (data_s if clock else 0.0))
             if window.count and (step % cfg.log_every_steps == 0 or step == total_steps):
                 means, data_s, step_s = window.means()
-                pairs_per_s = cfg.global_batch_size / max(data_s + step_s, 1e-9)
-                eta = (total_steps - step) * (data_s + step_s)
+                wall_s = step_s + (data_s if math.isfinite(data_s) else 0.0)
+                pairs_per_s = cfg.global_batch_size / max(wall_s, 1e-9)
+                eta = (total_steps - step) * wall_s
                 _write_scalars(step, means, pairs_per_s, data_s, step_s)
                 print_fn(format_progress(step, total_steps, means, pairs_per_s, data_s, step_s, eta))
                 last, _ = dict(means, step=step, pairs_per_s=pairs_per_s), window.reset()
@@ -295,5 +301,6 @@ def _write_scalars(step, means, pairs_per_s, data_s, step_s):
         if name in means:
             write_scalar(name, means[name], step)
     write_scalar("pairs_per_second", pairs_per_s, step)
-    write_scalar("data_time_s", data_s, step)
+    if math.isfinite(data_s):
+        write_scalar("data_time_s", data_s, step)
     write_scalar("step_time_s", step_s, step)

@@ -8,8 +8,8 @@ warm-up, then linear decay to zero at the last step) over 300 steps.
 
 Command (curate the bundled demo sample first, see README "Curation"):
 
-    align-train --config tiny_cpu --data 'demo_output/tfrecords/train-*.tfrecord' \
-        --vocab demo_output/vocab.txt --workdir /tmp/align_tiny
+    align-train --config tiny_cpu --data 'demo_output/curated/tfrecords/train-*.tfrecord' \
+        --vocab demo_output/curated/vocab.txt --workdir /tmp/align_tiny
 """
 from trainer.config import (ImageTowerConfig, ModelConfig, OptimConfig, TextTowerConfig,
                             TrainConfig)
