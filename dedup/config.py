@@ -44,9 +44,10 @@ class DedupConfig:
     batch_size: int = 64  # images per embedder call
 
     def __post_init__(self):
-        if not 0 < self.clusters_per_bucket <= self.top_clusters_per_image <= self.num_clusters:
+        # top_clusters_per_image > num_clusters is allowed: the index then uses all clusters.
+        if not (0 < self.clusters_per_bucket <= self.top_clusters_per_image and self.num_clusters > 0):
             raise ValueError(
-                "need 0 < clusters_per_bucket <= top_clusters_per_image <= num_clusters, got "
+                "need 0 < clusters_per_bucket <= top_clusters_per_image and num_clusters > 0, got "
                 f"{self.clusters_per_bucket}, {self.top_clusters_per_image}, {self.num_clusters}")
         if not -1.0 <= self.cosine_threshold <= 1.0:
             raise ValueError(f"cosine_threshold must be in [-1, 1], got {self.cosine_threshold}")

@@ -12,9 +12,10 @@ import dataclasses
 import glob as globlib
 import os
 import tarfile
-from typing import Iterable, Iterator, List, Sequence, Tuple
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from apache_beam.io.filesystems import FileSystems
+from PIL import Image
 
 from dedup.images import decode_rgb
 
@@ -87,26 +88,33 @@ def _read(path: str) -> bytes:
 def _checked(key: str, image_bytes: bytes) -> Tuple[str, bytes]:
     try:
         decode_rgb(image_bytes, draft_side_px=64)
+    except Image.DecompressionBombError as err:
+        raise EvalInputError(f"eval image {key!r} is too large to decode safely ({err}); downscale "
+                             "it in the eval set (skipping it could leak it into training)") from err
     except Exception as err:  # noqa: BLE001 - any decoder error is a corrupt eval image
         raise EvalInputError(f"corrupt eval image {key!r}: {type(err).__name__}: {err}") from err
     return key, image_bytes
 
 
-def _read_tar(path: str) -> Iterator[Tuple[str, bytes]]:
+def _unchecked(key: str, image_bytes: bytes) -> Tuple[str, bytes]:
+    return key, image_bytes
+
+
+def _read_tar(path: str, check=_checked) -> Iterator[Tuple[str, bytes]]:
     count = 0
     try:
         with FileSystems.open(path) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
             for member in tar:
                 if member.isfile() and member.name.lower().endswith(IMAGE_EXTENSIONS):
                     count += 1
-                    yield _checked(f"{path}#{member.name}", tar.extractfile(member).read())
+                    yield check(f"{path}#{member.name}", tar.extractfile(member).read())
     except (tarfile.TarError, EOFError, OSError) as err:
         raise EvalInputError(f"corrupt eval webdataset shard {path!r}: {err}") from err
     if count == 0:
         raise EvalInputError(f"eval webdataset shard {path!r} holds no image members")
 
 
-def _read_tfrecord(path: str) -> Iterator[Tuple[str, bytes]]:
+def _read_tfrecord(path: str, check=_checked) -> Iterator[Tuple[str, bytes]]:
     import tensorflow as tf  # only TFRecord inputs need TensorFlow
 
     from schemas.example_schema import IMAGE_ENCODED, KEY, parse_example_dict
@@ -120,33 +128,46 @@ def _read_tfrecord(path: str) -> Iterator[Tuple[str, bytes]]:
                 raise EvalInputError(f"eval TFRecord {path!r}: an example lacks "
                                      f"{IMAGE_ENCODED!r} or {KEY!r} (schemas/example_schema.py)")
             count += 1
-            yield _checked(f"{path}#{example[KEY].decode('utf-8')}", example[IMAGE_ENCODED])
+            yield check(f"{path}#{example[KEY].decode('utf-8')}", example[IMAGE_ENCODED])
     except (tf.errors.DataLossError, tf.errors.OpError) as err:
         raise EvalInputError(f"corrupt eval TFRecord {path!r}: {err.message}") from err
     if count == 0:
         raise EvalInputError(f"eval TFRecord {path!r} holds no examples")
 
 
-def read_eval_source(source: EvalSource) -> Iterator[Tuple[str, bytes]]:
-    """(eval_key, image bytes) of one source; each image is checked to decode."""
+def read_eval_source(source: EvalSource, check: bool = True) -> Iterator[Tuple[str, bytes]]:
+    """(eval_key, image bytes) of one source; each image is checked to decode (unless `check`)."""
+    checker = _checked if check else _unchecked
     if source.kind == IMAGE:
         try:
             data = _read(source.path)
         except (OSError, IOError) as err:
             raise EvalInputError(f"cannot read eval image {source.path!r}: {err}") from err
-        yield _checked(source.path, data)
+        yield checker(source.path, data)
     elif source.kind == TAR:
-        yield from _read_tar(source.path)
+        yield from _read_tar(source.path, checker)
     elif source.kind == TFRECORD:
-        yield from _read_tfrecord(source.path)
+        yield from _read_tfrecord(source.path, checker)
     else:
         raise EvalInputError(f"unknown eval source kind {source.kind!r}")
 
 
-def iter_eval_images(globs: Sequence[str]) -> Iterable[Tuple[str, bytes]]:
-    """All (eval_key, bytes) of the globs, in-process (CLI, benchmarks)."""
+def iter_eval_images(globs: Sequence[str], skipped: Optional[List[str]] = None
+                     ) -> Iterable[Tuple[str, bytes]]:
+    """All (eval_key, bytes) of the globs, in-process (CLI, benchmarks).
+
+    With a `skipped` list, unreadable images are appended to it (as "key: reason") instead of
+    raising: for calibration and k-means samples, never for the removal itself.
+    """
     for source in expand_eval_sources(globs):
-        yield from read_eval_source(source)
+        if skipped is None:
+            yield from read_eval_source(source)
+            continue
+        for key, data in read_eval_source(source, check=False):
+            try:
+                yield _checked(key, data)
+            except EvalInputError as err:
+                skipped.append(str(err))
 
 
 def load_eval_image(eval_key: str) -> bytes:
