@@ -1,4 +1,4 @@
-"""WordPiece vocabulary learned from the kept alt-texts (paper 4.1: BERT with a 100k wordpiece vocab).
+"""WordPiece vocabulary learned from the kept alt-texts (paper section 5: 100k wordpieces).
 
 Structured like tensorflow/transform's vocabulary analyzer: accumulate word counts
 (CombinePerKey, hot-key fan-out), merge, prune to a bounded number of words (frequency cut-off
@@ -16,8 +16,12 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline.token_counts import CountOfCountsFn, frequency_cutoff
 
 BERT_RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-VOCAB_SIZE = 100_000  # paper 4.1: BERT with a 100k wordpiece vocabulary learned from the data
-MAX_INPUT_WORDS = 5_000_000  # words handed to the learner (tensorflow_text's max_input_tokens)
+VOCAB_SIZE = 100_000  # paper 5: a 100k wordpiece vocabulary generated from the training data
+# Words handed to the single-process learner (the most frequent ones, cut-off from count-of-counts).
+# tensorflow_text's own default is 5M, but its learner is pure Python and its time grows faster
+# than linearly with this number (bench/vocab_learner.py, docs/BENCHMARKS.md); 1M words is
+# far more than a 100k-piece vocabulary needs, the rarer words being split into pieces anyway.
+MAX_INPUT_WORDS = 1_000_000
 MAX_UNIQUE_CHARS = 1000  # tensorflow_text's default alphabet bound
 HOT_KEY_FANOUT = 16
 
