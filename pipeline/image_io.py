@@ -49,6 +49,7 @@ CONVERSIONS = (
 DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 _TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_RESIZE_FIRST_MODES = ("RGB", "L")  # resized before the conversion to RGB (cheaper)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +135,22 @@ def _sixteen_bit(image: Image.Image) -> bool:
     return any(";16" in str(t[3][0] if isinstance(t[3], tuple) else t[3]) for t in tile if len(t) > 3)
 
 
+def _depalette(image: Image.Image, conversions: list) -> Image.Image:
+    has_alpha = "transparency" in image.info or image.palette.mode == "RGBA"
+    conversions.append(ALPHA_ON_WHITE if has_alpha else PALETTE_TO_RGB)
+    return image.convert("RGBA") if has_alpha else image.convert("RGB")
+
+
+def _resize(image: Image.Image, max_shorter_side_px: int, conversions: list) -> Image.Image:
+    short = min(image.size)
+    if short <= max_shorter_side_px:
+        return image
+    width = max(1, round(image.width * max_shorter_side_px / short))
+    height = max(1, round(image.height * max_shorter_side_px / short))
+    conversions.append(RESIZED)
+    return image.resize((width, height), Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
 def _to_rgb(image: Image.Image, conversions: list) -> Image.Image:
     mode = image.mode
     if mode == "RGB":
@@ -148,16 +165,15 @@ def _to_rgb(image: Image.Image, conversions: list) -> Image.Image:
         pixels = np.clip(pixels, 0, 65535) * scale
         return Image.fromarray(np.rint(pixels).astype(np.uint8), "L").convert("RGB")
     if mode == "P":
-        has_alpha = "transparency" in image.info or image.palette.mode == "RGBA"
-        conversions.append(ALPHA_ON_WHITE if has_alpha else PALETTE_TO_RGB)
-        image = image.convert("RGBA") if has_alpha else image.convert("RGB")
+        image = _depalette(image, conversions)
         mode = image.mode
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         if ALPHA_ON_WHITE not in conversions:
             conversions.append(ALPHA_ON_WHITE)
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        rgba = image if mode == "RGBA" else image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba)  # as fast as dropping alpha (convert("RGB"))
+        return background
     if mode == "RGB":
         return image
     if mode == "L":
@@ -203,19 +219,17 @@ def reencode_image(
         if orientation != 1:
             image = ImageOps.exif_transpose(image)
             conversions.append(EXIF_ROTATED)
-        image = _to_rgb(image, conversions)
+        if image.mode == "P":
+            image = _depalette(image, conversions)
+        if image.mode not in _RESIZE_FIRST_MODES:  # alpha, CMYK, 16-bit, ...: RGB at full size
+            image = _to_rgb(image, conversions)
+        image = _to_rgb(_resize(image, max_shorter_side_px, conversions), conversions)
     except Image.DecompressionBombError:
         return DECOMPRESSION_BOMB
     except OSError as error:
         return TRUNCATED_IMAGE if "truncated" in str(error).lower() else UNDECODABLE_IMAGE
     except (ValueError, SyntaxError, EOFError, TypeError, IndexError, KeyError):
         return UNDECODABLE_IMAGE
-    short = min(image.size)
-    if short > max_shorter_side_px:
-        width = max(1, round(image.width * max_shorter_side_px / short))
-        height = max(1, round(image.height * max_shorter_side_px / short))
-        image = image.resize((width, height), Image.Resampling.BICUBIC, reducing_gap=3.0)
-        conversions.append(RESIZED)
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=jpeg_quality)
     return ReencodedImage(jpeg=out.getvalue(), width=image.width, height=image.height,

@@ -201,6 +201,13 @@ class ReadRawPairs(beam.PTransform):
                                                           empty_match_treatment="DISALLOW")
                  | "ReshuffleFiles" >> beam.Reshuffle()
                  | "ReadPairsOfFile" >> beam.FlatMap(self._read))
-        if self._reshuffle:
-            pairs = pairs | "ReshufflePairs" >> beam.Reshuffle()
-        return pairs | "FetchNamedImages" >> beam.Map(fetch_image)
+        if not self._reshuffle:
+            return pairs | "FetchNamedImages" >> beam.Map(fetch_image)
+        # Pairs that name their image (TSV, parquet without bytes) are spread over workers before
+        # the image reads; pairs that carry their bytes (webdataset) already are, one file each.
+        with_bytes = pairs | "CarryBytes" >> beam.Filter(lambda p: "image_path" not in p)
+        fetched = (pairs
+                   | "NameImages" >> beam.Filter(lambda p: "image_path" in p)
+                   | "ReshuffleNamedImages" >> beam.Reshuffle()
+                   | "FetchNamedImages" >> beam.Map(fetch_image))
+        return (with_bytes, fetched) | "AllPairs" >> beam.Flatten()

@@ -96,3 +96,13 @@ def test_read_raw_pairs_transform_reads_every_matched_file(tmp_path):
         keys = (p | readers.ReadRawPairs(str(tmp_path / "0*.tar"), "webdataset")
                 | beam.Map(lambda r: r["key"]))
         assert_that(keys, equal_to(["00", "01", "02", "10", "11", "12"]))
+
+
+def test_read_raw_pairs_fetches_named_images_after_a_reshuffle(tmp_path):
+    (tmp_path / "a.png").write_bytes(PNG)
+    (tmp_path / "c.tsv").write_bytes(b"one two three\ta.png\nfour five six\tnope.png\n")
+    with TestPipeline(runner=FnApiRunner()) as p:
+        pairs = (p | readers.ReadRawPairs(str(tmp_path / "*.tsv"), "tsv")
+                 | beam.Map(lambda r: (r["key"], r["image"] == PNG, r["read_error"])))
+        assert_that(pairs, equal_to([("c-000000000", True, None),
+                                     ("c-000000001", False, readers.IMAGE_NOT_FOUND)]))
