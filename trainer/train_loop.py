@@ -88,6 +88,8 @@ class _StopRequest:
         return self
 
     def _handle(self, signum, frame):
+        if self.requested:  # a second signal: stop now, without the checkpoint
+            raise KeyboardInterrupt(f"signal {signum} received twice")
         logging.warning("signal %d: checkpointing at the next step boundary, then stopping", signum)
         self.requested = True
 
