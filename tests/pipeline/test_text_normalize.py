@@ -28,6 +28,8 @@ from pipeline.text_normalize import bigrams, normalize_text, unigrams
         ("zero\u200bwidth\ufeff", "zerowidth"),
         ("soft\u00adhyphen", "softhyphen"),
         ("👨\u200d👩", "👨\u200d👩"),
+        ("bad\udcff utf8", "bad utf8"),  # lone surrogate (surrogateescape-decoded bytes) removed
+        ("Mikol\x9a Ale\x9a", "Mikol Ale"),  # C1 control chars (cp1252 mojibake in real titles)
         # whitespace collapsed and stripped
         ("  many \t spaces\n\nand\r\nlines \u2028 ", "many spaces and lines"),
         ("", ""),
