@@ -19,6 +19,7 @@ Usage (late, once, on the shared 2 cores):
 """
 import argparse
 import glob
+import io
 import json
 import os
 import sys
@@ -166,6 +167,43 @@ def run_real(args, out):
                                    "share_a_bucket": float(shared)}
 
 
+def embed_cost(corpus, count=1000, shorter_side_px=346):
+    """CPU ms per training image of the stage's per-image work: pixel embedding and pHash, on real
+    images re-encoded as the curation pipeline stores them (JPEG, shorter side 346 px)."""
+    from PIL import Image
+
+    from dedup.beam_stage import safe_phash
+    from dedup.images import decode_rgb
+
+    paths = sorted(glob.glob(os.path.join(corpus, "images", "*.png")))
+    rng = np.random.default_rng(2)
+    jpegs = []
+    for path in rng.choice(paths, count, replace=False):
+        try:
+            image = decode_rgb(open(path, "rb").read(), draft_side_px=None)
+        except Exception:  # noqa: BLE001 - the few oversized corpus images
+            continue
+        scale = shorter_side_px / min(image.size)
+        if scale < 1:
+            image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                                 Image.BICUBIC)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=95)
+        jpegs.append(buffer.getvalue())
+    embedder = PixelEmbedder()
+    start = time.process_time()
+    for data in jpegs:
+        embedder.embed_bytes(data)
+    embed_ms = (time.process_time() - start) / len(jpegs) * 1e3
+    start = time.process_time()
+    for data in jpegs:
+        safe_phash(data)
+    phash_ms = (time.process_time() - start) / len(jpegs) * 1e3
+    print(f"per training image (JPEG, shorter side <= {shorter_side_px} px, {len(jpegs)} real images): "
+          f"pixel embedding {embed_ms:.2f} CPU ms, pHash {phash_ms:.2f} CPU ms")
+    return {"images": len(jpegs), "pixel_embed_cpu_ms": embed_ms, "phash_cpu_ms": phash_ms}
+
+
 def synthetic(num_train, num_eval, dim, planted, seed=0):
     """Clustered unit vectors (2,000 topics, as web images are) with planted near-duplicates."""
     rng = np.random.default_rng(seed)
@@ -200,10 +238,13 @@ def main():
     parser.add_argument("--threshold", type=float, default=0.975)
     parser.add_argument("--skip_real", action="store_true")
     parser.add_argument("--skip_synthetic", action="store_true")
+    parser.add_argument("--skip_embed_cost", action="store_true")
     parser.add_argument("--output_json", default=None)
     args = parser.parse_args()
     faiss.omp_set_num_threads(2)
     out = {}
+    if not args.skip_embed_cost:
+        out["embed_cost"] = embed_cost(args.real_corpus)
     if not args.skip_real:
         run_real(args, out)
     if not args.skip_synthetic:

@@ -30,6 +30,7 @@ from dedup.index import EvalIndex
 from dedup.kmeans import fit_centroids, load_centroids
 
 FULL_VIEW = "full"
+NEAR_DUPLICATE_OF_EVAL = "near_duplicate_of_eval"  # the drop reason, = pipeline.reasons's
 METRICS_NAMESPACE = "dedup"
 
 
@@ -156,6 +157,11 @@ class FindNearDuplicatesOfEval(beam.PTransform):
                 SearchEvalIndexFn(config, f"align-dedup-index-{uuid.uuid4()}"),
                 eval_records=beam.pvalue.AsIter(eval_records),
                 centroids=beam.pvalue.AsSingleton(centroids)))
+
+
+def to_drop_flag(item) -> Tuple[str, str]:
+    """(key, match) -> (key, "near_duplicate_of_eval"): the flag CuratePairs(extra_flags=...) joins."""
+    return item[0], NEAR_DUPLICATE_OF_EVAL
 
 
 def near_duplicate_record(key: str, match: dict) -> dict:

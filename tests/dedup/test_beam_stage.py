@@ -83,6 +83,13 @@ def test_corrupt_eval_image_fails_the_pipeline_with_its_name(tmp_path):
                  | FindNearDuplicatesOfEval([str(folder)], DedupConfig()))
 
 
+def test_drop_flag_uses_the_pipeline_reason():
+    from pipeline.reasons import NEAR_DUPLICATE_OF_EVAL
+    from dedup.beam_stage import to_drop_flag
+
+    assert to_drop_flag(("k", {"eval_key": "e", "cosine": 0.99})) == ("k", NEAR_DUPLICATE_OF_EVAL)
+
+
 def test_near_duplicate_record():
     assert near_duplicate_record("k1", {"eval_key": "e", "cosine": 0.98765432, "method": "embedding"}) == {
         "key": "k1", "eval_key": "e", "cosine": 0.987654, "method": "embedding"}
