@@ -93,3 +93,34 @@ def test_drop_flag_uses_the_pipeline_reason():
 def test_near_duplicate_record():
     assert near_duplicate_record("k1", {"eval_key": "e", "cosine": 0.98765432, "method": "embedding"}) == {
         "key": "k1", "eval_key": "e", "cosine": 0.987654, "method": "embedding"}
+
+
+def demo_images(count):
+    import os
+    import tarfile
+
+    shard = os.path.join(os.path.dirname(__file__), "..", "..", "demo_data", "webdataset", "00000.tar")
+    with tarfile.open(shard) as tar:
+        members = sorted((m for m in tar if m.name.endswith(".png")), key=lambda m: m.name)
+        return [(m.name[:-4], tar.extractfile(m).read()) for m in members[:count]]
+
+
+def test_real_demo_images_only_the_edited_copies_are_found(tmp_path):
+    # Real OpenClipArt / emoji images from demo_data: 4 are the eval set, 12 others plus an edited
+    # copy of two eval images are the training candidates.
+    from dedup.images import decode_rgb
+
+    images = demo_images(16)
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    for key, data in images[:4]:
+        (folder / f"{key}.png").write_bytes(data)
+    first, second = (decode_rgb(images[i][1], draft_side_px=None) for i in (0, 1))
+    training = images[4:] + [("copy_of_0", fixtures.resized_jpeg(first, scale=0.5, quality=70)),
+                             ("copy_of_1", fixtures.darker(second, 0.9))]
+    with TestPipeline(runner=FnApiRunner()) as p:
+        matches = (p | beam.Create(training)
+                   | FindNearDuplicatesOfEval([str(folder)], DedupConfig(num_clusters=8)))
+        assert_that(matches | beam.Map(lambda kv: (kv[0], kv[1]["eval_key"])), equal_to([
+            ("copy_of_0", str(folder / f"{images[0][0]}.png")),
+            ("copy_of_1", str(folder / f"{images[1][0]}.png"))]))
