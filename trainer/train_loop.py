@@ -268,7 +268,8 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
                 return dict(last, step=step, stopped=True)
     _save_final(manager, step)
     writer.flush()
-    print_fn(f"finished {total_steps} steps in {_hms(time.perf_counter() - run_start)}")
+    print_fn(f"reached step {step}/{total_steps}: {step - start_step} steps in this run, "
+             f"{_hms(time.perf_counter() - run_start)}")
     if export and is_chief(strategy):
         from trainer import export as export_lib  # noqa: late import
         export_dir = os.path.join(workdir, "export")

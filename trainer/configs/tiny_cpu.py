@@ -1,10 +1,10 @@
 """tiny_cpu: a real ALIGN run of a few minutes on a 2-core laptop CPU (smoke run, not a result).
 
-Same loss, optimizer, schedule and input pipeline as the paper; the towers and images are shrunk
+Same loss, optimizer, schedule shape and input pipeline as the paper; the towers and images are shrunk
 so that a step takes well under a second on 2 cores (EfficientNet-B0 at 289 px trains at ~3.5
 images/s there): EfficientNet-B0 with width 0.25 / depth 0.25 at 64 px crops of 72 px images, and
 BERT-tiny over at most 32 tokens. The learning-rate schedule keeps the paper's shape (linear
-warm-up, then linear decay to zero at the last step) over 300 steps.
+warm-up, then linear decay to zero at the last step) over 300 steps, with a 10x higher peak.
 
 Command (curate the bundled demo sample first, see README "Curation"):
 
@@ -30,7 +30,10 @@ def get_config() -> TrainConfig:
             temperature_init=1.0,  # paper 4.1
         ),
         optim=OptimConfig(
-            peak_learning_rate=1e-3,  # paper 4.1
+            # Our choice, not the paper's 1e-3: LAMB moves each layer by ~lr x its norm per step,
+            # so 1e-3 barely moves a 300-step run (measured on the demo sample: loss 6.93 -> 6.92
+            # in 300 steps at 1e-3, 6.93 -> 5.80 in 200 steps at 1e-2; docs/TRAINING.md).
+            peak_learning_rate=1e-2,
             warmup_steps=30,  # paper: 10k of 1.2M; ours: 10% of a short run
             total_steps=300,
             weight_decay=1e-5,  # paper 4.1
