@@ -22,7 +22,6 @@ import os
 import platform
 import time
 
-import numpy as np
 import tensorflow as tf
 from PIL import Image
 
