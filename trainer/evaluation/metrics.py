@@ -84,6 +84,20 @@ def top_k_accuracy(scores: np.ndarray, labels: Sequence[int], ks: Iterable[int] 
     return recall_at_k(scores, positives, ks)
 
 
+def mean_per_class_accuracy(scores: np.ndarray, labels: Sequence[int], ks: Iterable[int] = (1, 5)) -> Dict[int, float]:
+    """Top-k accuracy averaged over the classes present in `labels` (each class weighs the same)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    ks = tuple(ks)
+    per_class = [top_k_accuracy(np.asarray(scores)[labels == c], labels[labels == c], ks) for c in np.unique(labels)]
+    return {k: float(np.mean([acc[k] for acc in per_class])) for k in ks}
+
+
+def majority_baseline(labels: Sequence[int], ks: Iterable[int] = (1, 5)) -> Dict[int, float]:
+    """Top-k accuracy of always answering the k most frequent classes (a prior, no image seen)."""
+    counts = np.sort(np.bincount(np.asarray(labels, dtype=np.int64)))[::-1]
+    return {int(k): float(counts[:k].sum() / counts.sum()) for k in ks}
+
+
 def knn_recall(
     query_emb: np.ndarray,
     query_labels: Sequence,

@@ -3,7 +3,7 @@ import json
 import os
 from typing import Iterator, Tuple
 
-METRIC_PREFIXES = ("R@", "top", "vote_top", "spearman")
+METRIC_PREFIXES = ("R@", "top", "vote_top", "mean_per_class_top", "spearman")
 
 
 def flatten(result: dict, prefix: str = "") -> Iterator[Tuple[str, object]]:

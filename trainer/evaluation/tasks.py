@@ -67,14 +67,16 @@ def zero_shot(
         "num_images": len(data.paths),
         "num_classes": len(data.class_names),
         "chance": {f"top{k}": k / len(data.class_names) for k in ks},
+        "majority_class": {f"top{k}": v for k, v in metrics.majority_baseline(data.labels, ks).items()},
     }
     for ensemble in modes:
         weights = prompts.class_embeddings(model.embed_texts, data.class_names, ensemble=ensemble)
-        accuracy = metrics.top_k_accuracy(image_emb @ weights.T, data.labels, ks)
+        scores = image_emb @ weights.T
         name = "prompt_ensembling" if ensemble else "single_template"
         result[name] = {
             "templates": len(prompts.CLIP_IMAGENET_TEMPLATES) if ensemble else 1,
-            **{f"top{k}": v for k, v in accuracy.items()},
+            **{f"top{k}": v for k, v in metrics.top_k_accuracy(scores, data.labels, ks).items()},
+            **{f"mean_per_class_top{k}": v for k, v in metrics.mean_per_class_accuracy(scores, data.labels, ks).items()},
         }
     return result
 

@@ -65,8 +65,9 @@ def test_zeroshot_knn_and_linear_probe(standin_export, tmp_path, capsys):
     assert code == 0
     result = json.loads((tmp_path / "z.json").read_text())["result"]
     assert result["num_classes"] == 3 and result["chance"]["top1"] == pytest.approx(1 / 3)
-    assert result["prompt_ensembling"] == {"templates": 80, "top1": 1.0}
-    assert result["single_template"] == {"templates": 1, "top1": 1.0}
+    assert result["majority_class"] == {"top1": pytest.approx(1 / 3)}
+    assert result["prompt_ensembling"] == {"templates": 80, "top1": 1.0, "mean_per_class_top1": 1.0}
+    assert result["single_template"] == {"templates": 1, "top1": 1.0, "mean_per_class_top1": 1.0}
     code, _, _ = run(capsys, "knn", "--model", standin_export, "--train_folder", train, "--eval_folder", test,
                      "--ks", "1,3", "--vote_k", "3", "--output_json", str(tmp_path / "n.json"))
     result = json.loads((tmp_path / "n.json").read_text())["result"]

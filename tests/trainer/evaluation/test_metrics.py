@@ -54,6 +54,15 @@ def test_top_k_accuracy_with_tie():
     assert metrics.top_k_accuracy(scores, [1, 0, 2], (1, 2)) == {1: pytest.approx(1 / 3), 2: pytest.approx(2 / 3)}
 
 
+def test_mean_per_class_accuracy_and_majority_baseline():
+    scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]])  # always predicts class 0
+    labels = [0, 0, 0, 1]
+    assert metrics.top_k_accuracy(scores, labels, (1,)) == {1: 0.75}
+    # class 0: 3/3, class 1: 0/1 -> (1 + 0) / 2
+    assert metrics.mean_per_class_accuracy(scores, labels, (1, 2)) == {1: 0.5, 2: 1.0}
+    assert metrics.majority_baseline([2, 0, 2, 1, 2], (1, 2)) == {1: 0.6, 2: 0.8}
+
+
 def test_knn_recall_and_vote():
     index = metrics.l2_normalize(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]]))
     index_labels = [0, 1, 1, 1]
