@@ -133,16 +133,18 @@ def test_bfloat16_train_step_on_cpu_and_fail_fast_on_a_non_finite_loss():
     assert image_emb.dtype == tf.float32 and text_emb.dtype == tf.float32
     assert contrastive_loss(image_emb, text_emb, model.temperature)["loss"].dtype == tf.float32
 
+    nan_batch = dict(batch, image=tf.fill(batch["image"].shape, float("nan")))
+    # One tf.data iterator for both calls: the step is traced once.
+    batches = iter(tf.data.Dataset.from_tensors(batch).concatenate(tf.data.Dataset.from_tensors(nan_batch)))
     step = make_train_step(model, optimizer, strategy, cfg)
-    metrics = step(iter([batch]))
+    metrics = step(batches)
     assert np.isfinite(float(metrics["loss"])) and float(metrics["finite"]) == 1.0
     assert float(metrics["learning_rate"]) == pytest.approx(5e-4)  # warm-up step 1 of 2, peak 1e-3
     assert int(optimizer.iterations) == 1
     before = [v.numpy().copy() for v in model.trainable_variables]
 
-    nan_batch = dict(batch, image=tf.fill(batch["image"].shape, float("nan")))
     with pytest.raises(tf.errors.InvalidArgumentError, match="non-finite"):
-        step(iter([nan_batch]))
+        step(batches)
     assert int(optimizer.iterations) == 1  # the update was not applied
     for old, var in zip(before, model.trainable_variables):
         np.testing.assert_array_equal(old, var.numpy())
