@@ -35,6 +35,7 @@ class DualEncoder(keras.Model):
         self.temperature = self.add_weight(
             shape=(), dtype="float32", name="temperature", trainable=True,
             initializer=keras.initializers.Constant(temperature_init))
+        self.built = True  # every sub-layer is built above (count_params, summary, checkpoints)
 
     def image_features(self, images, training=False):
         """Pooled (and optionally projected) image features before normalization, float32 [B, D]."""

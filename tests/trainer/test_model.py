@@ -30,6 +30,7 @@ def _tf_batch(n, seed=0):
 
 def test_embeddings_are_unit_norm_float32_of_the_last_block_width(tiny_model):
     assert tiny_model.embedding_dim == last_block_channels(0.25) == 80  # round_filters(320 * 0.25)
+    assert tiny_model.built and tiny_model.count_params() > 0  # usable by keras' summary tools
     image_emb, text_emb = tiny_model(_tf_batch(3), training=False)
     for emb in (image_emb, text_emb):
         assert emb.shape == (3, 80) and emb.dtype == tf.float32
