@@ -6,7 +6,8 @@
 
 writes SPLIT/train-SSSSS-of-NNNNN.tfrecord (what align-train reads), SPLIT/heldout-00000-of-00001.tfrecord
 (what `align-eval retrieval --tfrecords` reads), SPLIT/split.json (counts, the rule) and, with
---class_field, SPLIT/heldout_classes/<class>/<key>.jpg (what `align-eval zeroshot` reads).
+--class_field, SPLIT/heldout_classes/<class>/<key>.jpg (what `align-eval zeroshot` reads) and, with
+--train_classes too, SPLIT/train_classes/<class>/<key>.jpg (the k-NN index / linear-probe training set).
 A pair is held out when SHA-256("<group>") mod 100 < heldout_percent, where group = the first
 non-empty of the --group_field fields (comma-separated) in the pair's webdataset json, else its
 key. On the shared real corpus `near_duplicate_of_code,code` puts every emoji skin-tone variant in
@@ -44,7 +45,8 @@ def class_dir_name(name: str) -> str:
 
 
 def split(input_glob: str, out_dir: str, heldout_percent: float, meta: Optional[Dict[str, dict]] = None,
-          group_field: Optional[str] = None, class_field: Optional[str] = None, num_train_shards: int = 4) -> dict:
+          group_field: Optional[str] = None, class_field: Optional[str] = None, num_train_shards: int = 4,
+          train_classes: bool = False) -> dict:
     import tensorflow as tf
 
     from schemas import example_schema as es
@@ -63,19 +65,22 @@ def split(input_glob: str, out_dir: str, heldout_percent: float, meta: Optional[
             key = ex[es.KEY].decode("utf-8")
             info = meta.get(key, {})
             group = group_of(key, info, group_field)
-            if not is_heldout(group, heldout_percent):
+            heldout = is_heldout(group, heldout_percent)
+            if heldout:
+                heldout_writer.write(record)
+                counts["heldout"] += 1
+            else:
                 train_writers[counts["train"] % num_train_shards].write(record)
                 counts["train"] += 1
-                continue
-            heldout_writer.write(record)
-            counts["heldout"] += 1
-            if class_field and info.get(class_field):
+            if class_field and info.get(class_field) and (heldout or train_classes):
                 name = class_dir_name(str(info[class_field]))
-                os.makedirs(os.path.join(out_dir, "heldout_classes", name), exist_ok=True)
-                with open(os.path.join(out_dir, "heldout_classes", name, f"{key}.jpg"), "wb") as f:
+                folder = os.path.join(out_dir, "heldout_classes" if heldout else "train_classes", name)
+                os.makedirs(folder, exist_ok=True)
+                with open(os.path.join(folder, f"{key}.jpg"), "wb") as f:
                     f.write(ex[es.IMAGE_ENCODED])
-                classes[name] = classes.get(name, 0) + 1
-                counts["heldout_with_class"] += 1
+                if heldout:
+                    classes[name] = classes.get(name, 0) + 1
+                    counts["heldout_with_class"] += 1
     for writer in train_writers + [heldout_writer]:
         writer.close()
     summary = {"input": input_glob, "heldout_percent": heldout_percent, "group_field": group_field,
@@ -93,13 +98,14 @@ def main(argv=None) -> int:
     p.add_argument("--meta", help="webdataset glob of the source corpus (json per key)")
     p.add_argument("--group_field", help="json field(s), comma-separated, first non-empty groups near-duplicates (default: the key)")
     p.add_argument("--class_field", help="json field with the class, for a held-out class folder")
+    p.add_argument("--train_classes", action="store_true", help="with --class_field: also SPLIT/train_classes/")
     p.add_argument("--num_train_shards", type=int, default=4)
     args = p.parse_args(argv)
     if (args.group_field or args.class_field) and not args.meta:
         p.error("--group_field and --class_field need --meta")
     meta = read_meta(args.meta) if args.meta else None
     summary = split(args.input, args.out_dir, args.heldout_percent, meta, args.group_field, args.class_field,
-                    args.num_train_shards)
+                    args.num_train_shards, args.train_classes)
     print(json.dumps({k: v for k, v in summary.items() if k != "heldout_classes"}, indent=2))
     return 0
 

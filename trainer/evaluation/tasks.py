@@ -83,24 +83,31 @@ def zero_shot(
 
 def knn(model, index: ClassFolder, queries: ClassFolder, ks=metrics.DEFAULT_KS, vote_k: int = 20) -> dict:
     """Paper section 6 (ImageNet KNN): queries' nearest index images by image embedding."""
-    if index.class_names != queries.class_names:
-        raise ValueError("the train and eval class folders must have the same class directories")
+    query_labels = labels_in(index, queries)
     index_emb, query_emb = embed_class_folder(model, index), embed_class_folder(model, queries)
     return {
         "num_index_images": len(index.paths),
         "num_queries": len(queries.paths),
-        **_recalls(metrics.knn_recall(query_emb, queries.labels, index_emb, index.labels, ks)),
-        f"vote_top1@{vote_k}": metrics.knn_vote_accuracy(query_emb, queries.labels, index_emb, index.labels, vote_k),
+        **_recalls(metrics.knn_recall(query_emb, query_labels, index_emb, index.labels, ks)),
+        f"vote_top1@{vote_k}": metrics.knn_vote_accuracy(query_emb, query_labels, index_emb, index.labels, vote_k),
     }
+
+
+def labels_in(reference: ClassFolder, other: ClassFolder) -> list:
+    """`other`'s labels as indices of `reference`'s classes (matched by name; `other` may have fewer)."""
+    position = {name: i for i, name in enumerate(reference.class_names)}
+    missing = sorted(set(other.class_names) - set(position))
+    if missing:
+        raise ValueError(f"eval classes missing from the train/index folder: {missing[:5]}")
+    return [position[other.class_names[label]] for label in other.labels]
 
 
 def linear_probe(model, train: ClassFolder, test: ClassFolder, c_values=(1.0,)) -> dict:
     """Paper 5.3: logistic regression on frozen image embeddings."""
     from trainer.evaluation.linear_probe import linear_probe as probe
 
-    if train.class_names != test.class_names:
-        raise ValueError("the train and eval class folders must have the same class directories")
-    result = probe(embed_class_folder(model, train), train.labels, embed_class_folder(model, test), test.labels, c_values)
+    test_labels = labels_in(train, test)
+    result = probe(embed_class_folder(model, train), train.labels, embed_class_folder(model, test), test_labels, c_values)
     return {"num_train": len(train.paths), "num_test": len(test.paths), **result}
 
 

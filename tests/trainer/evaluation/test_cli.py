@@ -76,6 +76,13 @@ def test_zeroshot_knn_and_linear_probe(standin_export, tmp_path, capsys):
     code, _, _ = run(capsys, "linear-probe", "--model", standin_export, "--train_folder", train,
                      "--eval_folder", test, "--output_json", str(tmp_path / "l.json"))
     assert json.loads((tmp_path / "l.json").read_text())["result"]["top1"] == 1.0
+    # Queries may cover fewer classes than the index; labels are matched by class name.
+    only_blue = fd.write_class_folder(tmp_path / "blue_only", per_class=2, colours=("blue",))
+    code, _, _ = run(capsys, "knn", "--model", standin_export, "--train_folder", train, "--eval_folder", only_blue,
+                     "--ks", "1", "--output_json", str(tmp_path / "b.json"))
+    assert json.loads((tmp_path / "b.json").read_text())["result"]["R@1"] == 1.0
+    code, _, err = run(capsys, "knn", "--model", standin_export, "--train_folder", only_blue, "--eval_folder", train)
+    assert code == 2 and "eval classes missing from the train/index folder: ['green', 'red']" in err
 
 
 def test_word_similarity_and_intramodal(standin_export, tmp_path, capsys):

@@ -22,7 +22,7 @@ def test_split_keeps_groups_together_and_writes_classes(tmp_path):
     meta = {f"k{i}": {"near_duplicate_of": "wave" if 0 < i < 10 else None, "code": "wave" if i == 0 else None,
                       "category": ("Warm", "Cool")[i % 2]} for i in range(40)}
     summary = holdout.split(records, str(tmp_path / "out"), 30, meta, "near_duplicate_of,code", "category",
-                            num_train_shards=2)
+                            num_train_shards=2, train_classes=True)
     heldout = [p.key for p in read_tfrecord_pairs(str(tmp_path / "out" / "heldout-*.tfrecord"))]
     train = [p.key for p in read_tfrecord_pairs(str(tmp_path / "out" / "train-*.tfrecord"))]
     assert sorted(heldout + train) == sorted(k for k, _, _ in pairs)
@@ -35,3 +35,4 @@ def test_split_keeps_groups_together_and_writes_classes(tmp_path):
                      for p in glob.glob(str(tmp_path / "out" / "heldout_classes" / "*" / "*.jpg")))
     assert written == sorted(f"{('Warm', 'Cool')[int(k[1:]) % 2]}/{k}.jpg" for k in heldout)
     assert json.loads((tmp_path / "out" / "split.json").read_text())["heldout_with_class"] == len(heldout)
+    assert len(glob.glob(str(tmp_path / "out" / "train_classes" / "*" / "*.jpg"))) == len(train)
