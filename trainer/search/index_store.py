@@ -98,6 +98,17 @@ def _embed_chunk(model, chunk: List[Pair], chunk_id: int, index_dir: str, thumbn
     return embeddings, rows, skipped
 
 
+class _NoProgress:
+    def __init__(self, **kwargs):
+        pass
+
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
 def build_index(
     model,
     pairs: Iterable[Pair],
@@ -110,7 +121,10 @@ def build_index(
     progress: bool = True,
 ) -> dict:
     """Embeds `pairs` chunk by chunk into index_dir (resumable) and writes the faiss index."""
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm  # pinned in constraints.txt (through keras-hub), not a direct requirement
+    except ImportError:  # pragma: no cover - progress bar is optional
+        tqdm = _NoProgress
 
     settings = {**settings, "chunk_size": chunk_size, "thumbnail_px": thumbnail_px}
     os.makedirs(index_dir, exist_ok=True)
