@@ -17,7 +17,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline.options import CurationConfig, parse_args
+from pipeline.options import CurationConfig, parse_all
 from pipeline.outputs import WriteCurationOutputs
 from pipeline.readers import ReadRawPairs
 from pipeline.transforms import CuratePairs
@@ -34,21 +34,31 @@ def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
 
 
 def build(pipeline: beam.Pipeline, config: CurationConfig,
-          extra_flags: Optional[beam.PCollection] = None):
-    """Adds the whole curation to `pipeline`; returns the PCollection of the one stats dict."""
+          extra_flags: Optional[beam.PCollection] = None, dedup_config=None):
+    """Adds the whole curation to `pipeline`; returns the PCollection of the one stats dict.
+
+    `extra_flags`: optional PCollection[(key, reason)] joined like every filter's flags.
+    `dedup_config` (dedup.config.DedupConfig): with eval images, the near-duplicate search of
+    dedup/ (appendix A) runs on the re-encoded candidate images and flags near_duplicate_of_eval.
+    """
+    finder = None
+    if dedup_config is not None and dedup_config.enabled:
+        from dedup.beam_stage import FindNearDuplicatesOfEval
+        finder = FindNearDuplicatesOfEval(dedup_config.eval_image_globs, dedup_config)
     raw = pipeline | "ReadRawPairs" >> ReadRawPairs(
         config.input, config.input_format, text_column=config.text_column,
         image_column=config.image_column, score_field=config.unsafe_score_field)
-    curated = raw | "CuratePairs" >> CuratePairs(config, extra_flags=extra_flags)
+    curated = raw | "CuratePairs" >> CuratePairs(config, extra_flags=extra_flags,
+                                                 near_duplicate_finder=finder)
     return curated | "WriteCurationOutputs" >> WriteCurationOutputs(
-        config, dedup_applied=extra_flags is not None)
+        config, dedup_applied=extra_flags is not None or finder is not None)
 
 
 def run(argv: Optional[List[str]] = None) -> dict:
-    config, beam_args = parse_args(argv)
+    config, dedup_config, beam_args = parse_all(argv)
     options = PipelineOptions(beam_args)
     pipeline = make_pipeline(options)
-    build(pipeline, config)
+    build(pipeline, config, dedup_config=dedup_config)
     result = pipeline.run()
     result.wait_until_finish()
     stats_path = FileSystems.join(config.output_dir, "stats.json")

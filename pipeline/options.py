@@ -84,10 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv: Optional[List[str]] = None) -> Tuple[CurationConfig, List[str]]:
-    """(config, beam_args): our flags, and every other flag for Beam's PipelineOptions."""
-    namespace, beam_args = build_parser().parse_known_args(argv)
-    config = CurationConfig(**vars(namespace))
+def parse_all(argv: Optional[List[str]] = None):
+    """(config, dedup_config, beam_args): curation flags, the near-duplicate flags of dedup/
+    (appendix A; off without --eval_images) and every other flag for Beam's PipelineOptions."""
+    from dedup.config import DedupConfig, add_dedup_flags
+
+    parser = build_parser()
+    add_dedup_flags(parser)
+    namespace, beam_args = parser.parse_known_args(argv)
+    names = {field.name for field in dataclasses.fields(CurationConfig)}
+    config = CurationConfig(**{k: v for k, v in vars(namespace).items() if k in names})
     if config.unsafe_model_path and config.unsafe_score_field:
         raise SystemExit("give --unsafe_model_path or --unsafe_score_field, not both")
+    return config, DedupConfig.from_flags(namespace), beam_args
+
+
+def parse_args(argv: Optional[List[str]] = None) -> Tuple[CurationConfig, List[str]]:
+    """(config, beam_args): our flags, and every other flag for Beam's PipelineOptions."""
+    config, _, beam_args = parse_all(argv)
     return config, beam_args

@@ -4,11 +4,12 @@
     DIR/vocab.txt                                (2b's pipeline/vocab.py BuildVocab)
     DIR/stats.json                               (pipeline/stats.py; identity checked, fails loudly)
     DIR/report.html                              (2b's pipeline/report.py render_report)
+    DIR/near_duplicates.jsonl                    (only with --eval_images: dedup/, appendix A)
 
 Stats are assembled from PCollections (small combined values passed as side inputs to a single
 element), so they are data, the same on every runner, and written with Beam FileSystems (gs:// ok).
 """
-from typing import Optional
+import json
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -23,6 +24,12 @@ def write_text(path: str, text: str) -> None:
         handle.write(text.encode("utf-8"))
 
 
+def near_duplicate_line(key, match) -> str:
+    """One line of near_duplicates.jsonl: every training pair dropped as a near-duplicate."""
+    return json.dumps({"key": key, "eval_key": match["eval_key"],
+                       "cosine": round(float(match["cosine"]), 6), "method": match.get("method")})
+
+
 def _build_stats(_, config, dedup_applied, input_pairs, outcome_counts, conversion_counts,
                  unsafe_summary, rare_summary, vocab, histograms):
     return stats_lib.build_stats(
@@ -32,10 +39,13 @@ def _build_stats(_, config, dedup_applied, input_pairs, outcome_counts, conversi
         dedup_applied=dedup_applied)
 
 
-def _write_stats_and_report(stats, output_dir, samples, near_duplicates):
+def _write_stats_and_report(stats, output_dir, samples, near_duplicates=None):
     from pipeline.report import render_report
     write_text(FileSystems.join(output_dir, "stats.json"), stats_lib.to_json(stats))
     ordered = {reason: samples[reason] for reason in sorted(samples)}
+    if near_duplicates is not None:  # AsList of one list
+        near_duplicates = sorted(near_duplicates[0] if near_duplicates else [],
+                                 key=lambda d: -d["cosine"])
     write_text(FileSystems.join(output_dir, "report.html"),
                render_report(stats, ordered, near_duplicates))
     return stats
@@ -44,12 +54,10 @@ def _write_stats_and_report(stats, output_dir, samples, near_duplicates):
 class WriteCurationOutputs(beam.PTransform):
     """The dict returned by CuratePairs -> files under config.output_dir; returns PCollection[stats]."""
 
-    def __init__(self, config, dedup_applied: bool = False,
-                 near_duplicates: Optional[list] = None):
+    def __init__(self, config, dedup_applied: bool = False):
         super().__init__()
         self._config = config
         self._dedup_applied = dedup_applied
-        self._near_duplicates = near_duplicates
 
     def expand(self, curated):
         config = self._config
@@ -71,6 +79,12 @@ class WriteCurationOutputs(beam.PTransform):
                      rare_summary=AsSingleton(curated["rare_summary"]),
                      vocab=AsSingleton(vocab),
                      histograms=AsDict(curated["histograms"])))
-        return stats | "WriteStatsAndReport" >> beam.Map(
-            _write_stats_and_report, out, samples=AsDict(curated["samples"]),
-            near_duplicates=self._near_duplicates)
+        side = {"samples": AsDict(curated["samples"])}
+        if "near_duplicates" in curated:
+            side["near_duplicates"] = AsList(curated["near_duplicates"])
+            (curated["near_duplicate_matches"]
+             | "NearDuplicateJsonl" >> beam.MapTuple(near_duplicate_line)
+             | "WriteNearDuplicates" >> beam.io.WriteToText(
+                 FileSystems.join(out, "near_duplicates"), file_name_suffix=".jsonl",
+                 num_shards=1, shard_name_template=""))
+        return stats | "WriteStatsAndReport" >> beam.Map(_write_stats_and_report, out, **side)

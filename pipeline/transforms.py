@@ -70,6 +70,30 @@ def with_thumbnails(reason_and_samples):
     return reason, out
 
 
+def _near_duplicate_entry(key, grouped):
+    from pipeline.report import make_thumbnail
+    matches, jpegs = list(grouped["match"]), list(grouped["jpeg"])
+    for match in matches[:1]:
+        yield {"train_key": key, "eval_key": match["eval_key"], "cosine": match["cosine"],
+               "method": match.get("method", ""), "eval_thumbnail": None,
+               "train_thumbnail": make_thumbnail(jpegs[0]) if jpegs else None}
+
+
+def _near_duplicate_samples(matches, judged, sample_size):
+    """PCollection[one list]: up to `sample_size` near-duplicates for the report (train side
+    thumbnail from the stored JPEG; the eval image is not carried, so no eval thumbnail)."""
+    sampled = (matches | "SampleNearDuplicates" >> combiners.Sample.FixedSizeGlobally(sample_size)
+               | "NearDuplicateList" >> beam.FlatMap(lambda items: items))
+    jpegs = (judged
+             | "NearDuplicateDrops" >> beam.Filter(
+                 lambda r: r["reason"] == reasons.NEAR_DUPLICATE_OF_EVAL)
+             | "NearDuplicateJpeg" >> beam.Map(lambda r: (r["key"], r["jpeg"])))
+    return ({"match": sampled, "jpeg": jpegs}
+            | "JoinNearDuplicateJpegs" >> beam.CoGroupByKey()
+            | "NearDuplicateEntry" >> beam.FlatMapTuple(_near_duplicate_entry)
+            | "NearDuplicatesAsList" >> combiners.ToList())
+
+
 def _parse(raw, config):
     record = records.parse_pair(raw, config)
     yield beam.pvalue.TaggedOutput(record["status"], record)
@@ -87,10 +111,12 @@ class CuratePairs(beam.PTransform):
     `extra_flags`: optional PCollection[(key, reason)] joined like every other flag (dedup/).
     """
 
-    def __init__(self, config, extra_flags: Optional[beam.PCollection] = None):
+    def __init__(self, config, extra_flags: Optional[beam.PCollection] = None,
+                 near_duplicate_finder: Optional[beam.PTransform] = None):
         super().__init__()
         self._config = config
         self._extra_flags = extra_flags
+        self._finder = near_duplicate_finder
 
     def expand(self, raw_pairs):
         config = self._config
@@ -115,6 +141,12 @@ class CuratePairs(beam.PTransform):
         flag_sets = [many["flags"], shared["flags"], rare["flags"], unsafe["flags"]]
         if self._extra_flags is not None:
             flag_sets.append(self._extra_flags)
+        matches = None
+        if self._finder is not None:  # dedup/ (appendix A) on the re-encoded candidate images
+            matches = (candidates | "KeyToJpeg" >> beam.Map(lambda r: (r["key"], r["jpeg"]))
+                       | "FindNearDuplicatesOfEval" >> self._finder)
+            flag_sets.append(matches | "ToNearDuplicateFlag" >> beam.Map(
+                lambda kv: (kv[0], reasons.NEAR_DUPLICATE_OF_EVAL)))
         flags = flag_sets | "FlattenFlags" >> beam.Flatten()
 
         judged = ({"record": candidates | "KeyCandidates" >> beam.Map(lambda r: (r["key"], r)),
@@ -126,7 +158,7 @@ class CuratePairs(beam.PTransform):
                  | "FlattenOutcomes" >> beam.Flatten())
         outcomes = every | "ToOutcome" >> beam.Map(lambda r: (r["key"], r["status"], r["reason"]))
 
-        return {
+        result = {
             "examples": kept | "ToExample" >> beam.Map(to_example),
             "kept_texts": kept | "KeptText" >> beam.Map(lambda r: r["text"]),
             "outcomes": outcomes,
@@ -146,6 +178,11 @@ class CuratePairs(beam.PTransform):
                             config.report_samples_per_reason)
                         | "Thumbnails" >> beam.Map(with_thumbnails)),
         }
+        if matches is not None:
+            result["near_duplicate_matches"] = matches
+            result["near_duplicates"] = _near_duplicate_samples(
+                matches, judged, config.report_samples_per_reason)
+        return result
 
     @staticmethod
     def _histograms(readable, alt_texts_per_image, images_per_alt_text):
