@@ -30,6 +30,8 @@ def finetune_config(base_cfg, steps: int, global_batch_size=None, peak_learning_
     """The base TrainConfig with the fine-tuning schedule (a copy; the base is not modified)."""
     import copy
 
+    if steps < 2:
+        raise ValueError(f"--steps {steps}: fine-tuning needs at least 2 steps (1 warm-up step, then decay)")
     cfg = copy.deepcopy(base_cfg)
     cfg.global_batch_size = global_batch_size or max(1, base_cfg.global_batch_size // BATCH_DIVISOR)
     cfg.optim.peak_learning_rate = peak_learning_rate or base_cfg.optim.peak_learning_rate / LEARNING_RATE_DIVISOR

@@ -29,6 +29,8 @@ def test_finetune_config_divides_batch_and_learning_rate():
     assert _base_config().global_batch_size == 32  # the base is not modified
     explicit = finetune.finetune_config(_base_config(), 5, global_batch_size=8, peak_learning_rate=3e-5)
     assert (explicit.global_batch_size, explicit.optim.peak_learning_rate) == (8, 3e-5)
+    with pytest.raises(ValueError, match="at least 2 steps"):
+        finetune.finetune_config(_base_config(), 1)
 
 
 def test_finetune_writes_a_new_export(tmp_path, capsys):
