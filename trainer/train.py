@@ -41,19 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args: argparse.Namespace):
+    """The named config with --steps, --global_batch_size, --mixed_precision, then --set applied."""
     cfg = configs.get(args.config)
     if args.steps is not None:
         cfg.optim.total_steps = args.steps
-        if cfg.optim.warmup_steps >= args.steps:
-            warmup = max(1, args.steps // 10)
-            logging.warning("warmup_steps %d does not fit in %d steps: using %d (set "
-                            "optim.warmup_steps to choose)", cfg.optim.warmup_steps, args.steps, warmup)
-            cfg.optim.warmup_steps = warmup
     if args.global_batch_size is not None:
         cfg.global_batch_size = args.global_batch_size
     if args.mixed_precision is not None:
         cfg.mixed_precision = args.mixed_precision
-    return apply_overrides(cfg, args.set)
+    apply_overrides(cfg, args.set)
+    optim = cfg.optim
+    if optim.warmup_steps >= optim.total_steps:
+        warmup = optim.total_steps // 10  # 0 (no warm-up) below 10 steps
+        logging.warning("warmup_steps %d does not fit in %d steps: using %d (set "
+                        "optim.warmup_steps to choose)", optim.warmup_steps, optim.total_steps, warmup)
+        optim.warmup_steps = warmup
+    return cfg
 
 
 def main(argv: Optional[List[str]] = None) -> int:

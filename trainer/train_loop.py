@@ -220,7 +220,10 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
     manager = tf.train.CheckpointManager(
         checkpoint, _worker_dir(workdir, strategy, "checkpoints"), cfg.keep_checkpoints,
         step_counter=step_var)
-    restored = manager.restore_or_initialize()
+    # Every worker restores the chief's latest checkpoint (the others' copies are scratch).
+    restored = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if restored:
+        checkpoint.restore(restored).assert_existing_objects_matched()
     start_step = int(step_var.numpy())
     if restored:
         print_fn(f"resumed from {restored} at step {start_step}")
