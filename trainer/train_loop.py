@@ -193,6 +193,17 @@ class _Window:
         n = max(self.count, 1)
         return ({k: v / n for k, v in self.sums.items()}, self.data_s / n, self.step_s / n)
 
+    def log(self, step: int, total_steps: int, global_batch_size: int, print_fn) -> Dict[str, float]:
+        """TensorBoard scalars and the progress line of the window's means; resets the window."""
+        means, data_s, step_s = self.means()
+        wall_s = step_s + (data_s if math.isfinite(data_s) else 0.0)
+        pairs_per_s = global_batch_size / max(wall_s, 1e-9)
+        _write_scalars(step, means, pairs_per_s, data_s, step_s)
+        print_fn(format_progress(step, total_steps, means, pairs_per_s, data_s, step_s,
+                                 (total_steps - step) * wall_s))
+        self.reset()
+        return dict(means, step=step, pairs_per_s=pairs_per_s)
+
 
 def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
           config_name: str = "custom", strategy_kind: str = "auto", tpu: Optional[str] = None,
@@ -207,9 +218,7 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
     vocab_size = len(input_pipeline.read_vocab(vocab_path))
     tf.io.gfile.makedirs(workdir)
     if is_chief(strategy):
-        with tf.io.gfile.GFile(os.path.join(workdir, "config.json"), "w") as f:
-            json.dump({"config_name": config_name, "config": dataclasses.asdict(cfg),
-                       "data": data_glob, "vocab": vocab_path}, f, indent=2)
+        _write_run_config(workdir, cfg, config_name, data_glob, vocab_path)
 
     with strategy.scope():
         model = components.build_dual_encoder(cfg.model, vocab_size)
@@ -220,13 +229,7 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
     manager = tf.train.CheckpointManager(
         checkpoint, _worker_dir(workdir, strategy, "checkpoints"), cfg.keep_checkpoints,
         step_counter=step_var)
-    # Every worker restores the chief's latest checkpoint (the others' copies are scratch).
-    restored = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    if restored:
-        checkpoint.restore(restored).assert_existing_objects_matched()
-    start_step = int(step_var.numpy())
-    if restored:
-        print_fn(f"resumed from {restored} at step {start_step}")
+    start_step = _restore_latest(checkpoint, step_var, workdir, print_fn)
     if start_step > total_steps:
         raise ValueError(f"checkpoint at step {start_step} is past total_steps={total_steps}")
 
@@ -256,13 +259,7 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
             else:
                 window.add(metrics, data_s, total_s - (data_s if clock else 0.0))
             if window.count and (step % cfg.log_every_steps == 0 or step == total_steps):
-                means, data_s, step_s = window.means()
-                wall_s = step_s + (data_s if math.isfinite(data_s) else 0.0)
-                pairs_per_s = cfg.global_batch_size / max(wall_s, 1e-9)
-                eta = (total_steps - step) * wall_s
-                _write_scalars(step, means, pairs_per_s, data_s, step_s)
-                print_fn(format_progress(step, total_steps, means, pairs_per_s, data_s, step_s, eta))
-                last, _ = dict(means, step=step, pairs_per_s=pairs_per_s), window.reset()
+                last = window.log(step, total_steps, cfg.global_batch_size, print_fn)
             if step % cfg.checkpoint_every_steps == 0:
                 manager.save(checkpoint_number=step)
             if stop.requested:
@@ -281,6 +278,22 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
                                           build_dual_encoder=components.build_dual_encoder)
         print_fn(f"exported SavedModel to {export_dir}")
     return dict(last, step=step)
+
+
+def _write_run_config(workdir, cfg, config_name, data_glob, vocab_path) -> None:
+    with tf.io.gfile.GFile(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump({"config_name": config_name, "config": dataclasses.asdict(cfg),
+                   "data": data_glob, "vocab": vocab_path}, f, indent=2)
+
+
+def _restore_latest(checkpoint: tf.train.Checkpoint, step_var, workdir: str, print_fn) -> int:
+    """Restores the chief's latest checkpoint on every worker (the other workers' copies are
+    scratch); returns the step to start from (0 without a checkpoint)."""
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        print_fn(f"resumed from {latest} at step {int(step_var.numpy())}")
+    return int(step_var.numpy())
 
 
 def _save_final(manager: tf.train.CheckpointManager, step: int) -> None:
