@@ -6,7 +6,8 @@ variables (`steps_done`, `sum_of_step_numbers`), which is how the resume tests s
 applied twice or skipped.
 
 `python -m tests.trainer.standins ARGS` runs train_loop.train with them (used by the kill test);
-with ALIGN_TEST_HANG_AT_STEP=N it writes WORKDIR/hanging and blocks once step N is applied.
+with ALIGN_TEST_HANG_AT_STEP=N it writes ALIGN_TEST_HANG_MARKER and blocks once step N is applied;
+with ALIGN_TEST_REPLICAS=2 it trains with MirroredStrategy over two logical CPUs.
 """
 import os
 import sys
@@ -32,9 +33,10 @@ class TinyDualEncoder(keras.Model):
         self.temperature = self.add_weight(shape=(), initializer=keras.initializers.Constant(1.0),
                                            name="temperature")
         self.steps_done = self.add_weight(shape=(), initializer="zeros", trainable=False,
-                                          name="steps_done")
-        self.sum_of_step_numbers = self.add_weight(shape=(), initializer="zeros", trainable=False,
-                                                   name="sum_of_step_numbers")
+                                          name="steps_done", aggregation="only_first_replica")
+        self.sum_of_step_numbers = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="sum_of_step_numbers",
+            aggregation="only_first_replica")
 
     def image_features(self, images, training=False):
         return tf.reduce_mean(images, axis=[1, 2]) / 255.0  # [B, 3]
@@ -67,7 +69,17 @@ def build_optimizer(optim_cfg, model):
 
 
 def build_strategy(kind="auto", tpu=None):
+    """The default strategy, or MirroredStrategy over ALIGN_TEST_REPLICAS logical CPUs."""
+    replicas = int(os.environ.get("ALIGN_TEST_REPLICAS", "1"))
+    if replicas > 1:
+        return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
     return tf.distribute.get_strategy()
+
+
+def split_cpu(replicas: int) -> None:
+    """Two or more logical CPUs (before TensorFlow initialises its devices)."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
 
 
 def set_precision_policy(strategy, mixed_precision="auto"):
@@ -77,18 +89,18 @@ def set_precision_policy(strategy, mixed_precision="auto"):
 def make_train_step(model, optimizer, strategy, cfg, nan_at_step=None):
     labels_smoothing = cfg.label_smoothing
 
-    @tf.function
-    def step(iterator):
-        batch = next(iterator)
+    def replica_step(batch):
         with tf.GradientTape() as tape:
             image_emb, text_emb = model(batch, training=True)
             logits = tf.matmul(image_emb, text_emb, transpose_b=True) / model.temperature
-            labels = tf.eye(tf.shape(logits)[0])
-            xent = keras.losses.CategoricalCrossentropy(from_logits=True,
-                                                        label_smoothing=labels_smoothing)
-            i2t, t2i = xent(labels, logits), xent(labels, tf.transpose(logits))
+            n = tf.shape(logits)[0]
+            labels = tf.eye(n) * (1.0 - labels_smoothing) + labels_smoothing / tf.cast(n, tf.float32)
+            i2t = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels, logits))
+            t2i = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
+                labels, tf.transpose(logits)))
             loss = i2t + t2i
-        grads = tape.gradient(loss, model.trainable_variables)
+            scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync
+        grads = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
         model.steps_done.assign_add(1.0)
         model.sum_of_step_numbers.assign_add(tf.cast(optimizer.iterations, tf.float32))
@@ -97,6 +109,12 @@ def make_train_step(model, optimizer, strategy, cfg, nan_at_step=None):
         return {"loss": loss, "loss_image_to_text": i2t, "loss_text_to_image": t2i,
                 "temperature": tf.identity(model.temperature), "learning_rate": tf.constant(0.1),
                 "grad_norm": tf.linalg.global_norm(grads)}
+
+    @tf.function
+    def step(iterator):
+        per_replica = strategy.run(replica_step, args=(next(iterator),))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                for k, v in per_replica.items()}
 
     hang_at = int(os.environ.get("ALIGN_TEST_HANG_AT_STEP", "0"))
     hang_marker = os.environ.get("ALIGN_TEST_HANG_MARKER", "")
@@ -122,6 +140,9 @@ def components(nan_at_step=None) -> train_loop.Components:
 def main(argv) -> int:
     """Runs align-train's argument parsing with the stand-in components."""
     from trainer import train
+    replicas = int(os.environ.get("ALIGN_TEST_REPLICAS", "1"))
+    if replicas > 1:
+        split_cpu(replicas)
     args = train.build_parser().parse_args(argv)
     cfg = train.resolve_config(args)
     train_loop.train(cfg, data_glob=args.data, vocab_path=args.vocab, workdir=args.workdir,

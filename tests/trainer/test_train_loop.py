@@ -155,3 +155,23 @@ def test_check_finite_honours_the_finite_flag_of_tpu_steps():
         train_loop.check_finite(1, {"loss": 1.0, "finite": 0.0})
     with pytest.raises(train_loop.NonFiniteLossError):
         train_loop.check_finite(1, {"loss": float("inf")})
+
+
+def test_two_replicas_train_checkpoint_resume_and_export(data, tmp_path):
+    """MirroredStrategy over two logical CPUs: per-replica batches from
+    distribute_datasets_from_function, mirrored checkpoints, resume, export from the checkpoint."""
+    workdir = tmp_path / "work"
+    env = dict(os.environ, ALIGN_TEST_REPLICAS="2")
+    for steps, export in ((2, ["--no_export"]), (4, [])):
+        cmd = [sys.executable, "-m", "tests.trainer.standins", "--config", "tiny_cpu",
+               "--data", data["glob"], "--vocab", data["vocab"], "--workdir", str(workdir),
+               "--steps", str(steps), "--set", "checkpoint_every_steps=2",
+               "--set", "log_every_steps=1", *SMALL, *export]
+        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "at step 2" in done.stdout and progress_steps(done.stdout.splitlines()) == [4]
+    assert checkpoint_steps(workdir) == [2, 4]
+    vocab_size = len(tiny_data.RESERVED + tiny_data.WORDS)
+    assert restored_counters(small_cfg(4, 2), workdir, vocab_size) == (4, 4, 4, 10)
+    with open(workdir / "export" / "align_export.json") as f:
+        assert '"step": 4' in f.read()
