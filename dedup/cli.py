@@ -8,7 +8,6 @@
 The removal itself runs inside `align-curate` (--eval_images ...), see docs/DEDUP.md.
 """
 import argparse
-import itertools
 import json
 import logging
 import sys

@@ -107,3 +107,18 @@ def test_kmeans_fit_save_load_roundtrip(tmp_path):
 def test_kmeans_on_fewer_points_than_clusters_uses_fewer_clusters():
     points = np.eye(5, dtype=np.float32)
     assert fit_centroids(points, num_clusters=4096).shape == (5, 5)
+
+
+def test_sort_dedup_path_gives_the_same_pairs_as_the_mask_path(monkeypatch):
+    import dedup.index
+
+    rng = np.random.default_rng(3)
+    evals = rng.normal(size=(40, 8)).astype(np.float32)
+    evals /= np.linalg.norm(evals, axis=1, keepdims=True)
+    queries = evals[:25] + rng.normal(scale=0.3, size=(25, 8)).astype(np.float32)
+    index = EvalIndex([f"e{i}" for i in range(40)], evals, fit_centroids(evals, 6), top=4, per_bucket=2)
+    with_mask = index.candidate_pairs(queries)
+    monkeypatch.setattr(dedup.index, "MASK_LIMIT", 1)
+    with_sort = index.candidate_pairs(queries)
+    assert len(with_mask) > 25 and with_mask.tolist() == with_sort.tolist()
+    assert len({tuple(p) for p in with_mask.tolist()}) == len(with_mask)  # each pair once
