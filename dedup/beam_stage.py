@@ -28,6 +28,7 @@ from dedup.eval_inputs import EvalSource, expand_eval_sources, read_eval_source
 from dedup.images import centre_crop, decode_rgb, encode_png, phash64
 from dedup.index import EvalIndex
 from dedup.kmeans import fit_centroids, load_centroids
+from dedup.pixel_embedder import PixelEmbedding
 
 FULL_VIEW = "full"
 NEAR_DUPLICATE_OF_EVAL = "near_duplicate_of_eval"  # the drop reason, = pipeline.reasons's
@@ -51,11 +52,24 @@ def safe_phash(image_bytes: bytes) -> Optional[int]:
         return None
 
 
+def vector_of(prediction) -> np.ndarray:
+    inference = prediction.inference
+    vector = inference.vector if isinstance(inference, PixelEmbedding) else inference
+    return np.asarray(vector, dtype=np.float32)
+
+
+def phash_of(prediction) -> Optional[int]:
+    """The pHash the pixel embedder computed from its decode, else one more decode."""
+    if isinstance(prediction.inference, PixelEmbedding):
+        return prediction.inference.phash
+    return safe_phash(prediction.example)
+
+
 def to_eval_record(item, use_phash: bool):
     """(eval_key, view), PredictionResult -> (eval_key, embedding, pHash of the full view)."""
     (eval_key, view), prediction = item
-    phash = safe_phash(prediction.example) if use_phash and view == FULL_VIEW else None
-    return eval_key, np.asarray(prediction.inference, dtype=np.float32), phash
+    phash = phash_of(prediction) if use_phash and view == FULL_VIEW else None
+    return eval_key, vector_of(prediction), phash
 
 
 class _IndexHolder:  # Shared needs a weak-referenceable object
@@ -97,9 +111,9 @@ class SearchEvalIndexFn(beam.DoFn):
         if index is None or not batch:
             return
         keys = [key for key, _ in batch]
-        vectors = np.stack([np.asarray(p.inference, dtype=np.float32) for _, p in batch])
+        vectors = np.stack([vector_of(p) for _, p in batch])
         bits = self._config.phash_max_distance_bits
-        phashes = [safe_phash(p.example) for _, p in batch] if bits >= 0 else None
+        phashes = [phash_of(p) for _, p in batch] if bits >= 0 else None
         result = index.search(vectors, self._config.cosine_threshold, phashes, bits)
         self._computations.inc(result.similarity_computations)
         for match in result.matches:
@@ -131,7 +145,8 @@ class FindNearDuplicatesOfEval(beam.PTransform):
     def expand(self, candidates):
         config = self.config
         pipeline = candidates.pipeline
-        handler = KeyedModelHandler(make_model_handler(config))
+        handler = KeyedModelHandler(make_model_handler(
+            config, with_phash=config.phash_max_distance_bits >= 0))
         eval_records = (
             pipeline
             | "CreateEvalSources" >> beam.Create(self.sources)
@@ -146,7 +161,7 @@ class FindNearDuplicatesOfEval(beam.PTransform):
         else:  # fit on a sample of the training side (at scale: precompute with fit-centroids)
             centroids = (
                 embedded
-                | "TrainingVectors" >> beam.Map(lambda kv: np.asarray(kv[1].inference, np.float32))
+                | "TrainingVectors" >> beam.Map(lambda kv: vector_of(kv[1]))
                 | "SampleForKMeans" >> beam.combiners.Sample.FixedSizeGlobally(config.kmeans_sample_size)
                 | "FitKMeans" >> beam.Map(_fit_on_sample, config))
         return (

@@ -24,14 +24,19 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
 
 
 class PixelEmbedderHandler(ModelHandler[bytes, PredictionResult, PixelEmbedder]):
-    def __init__(self, batch_size: int = 64):
+    """With `with_phash`, inference is a PixelEmbedding (vector + pHash from the same decode)."""
+
+    def __init__(self, batch_size: int = 64, with_phash: bool = False):
         super().__init__(min_batch_size=1, max_batch_size=batch_size)
+        self.with_phash = with_phash
 
     def load_model(self) -> PixelEmbedder:
         return PixelEmbedder()
 
     def run_inference(self, batch: Sequence[bytes], model: PixelEmbedder,
                       inference_args: Optional[dict] = None) -> Iterable[PredictionResult]:
+        if self.with_phash:
+            return [PredictionResult(b, model.embed_with_phash(b)) for b in batch]
         return [PredictionResult(b, v) for b, v in zip(batch, model.embed(batch))]
 
     def get_metrics_namespace(self) -> str:
@@ -73,9 +78,10 @@ class _LoadedSignature:
         self.function = function
 
 
-def make_model_handler(config: DedupConfig) -> ModelHandler:
+def make_model_handler(config: DedupConfig, with_phash: bool = False) -> ModelHandler:
+    """The configured embedder; `with_phash` lets the pixel one return the pHash too."""
     if config.embedder == PIXEL_EMBEDDER:
-        return PixelEmbedderHandler(batch_size=config.batch_size)
+        return PixelEmbedderHandler(batch_size=config.batch_size, with_phash=with_phash)
     return SavedModelEmbedderHandler(config.embedder, config.savedmodel_signature, config.batch_size)
 
 

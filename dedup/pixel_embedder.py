@@ -10,13 +10,19 @@ Why this works for near-duplicates (measured with `align-dedup calibrate`, docs/
   cropped views of the evaluation images to the index for that.
 Images that cannot be decoded embed as the zero vector (cosine 0 with everything: never a match).
 """
-from typing import List, Sequence
+from typing import List, NamedTuple, Optional, Sequence
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from dedup.images import decode_rgb
+from dedup.images import decode_rgb, phash64
+
+
+class PixelEmbedding(NamedTuple):
+    """The pixel embedding and, from the same decode, the 64-bit pHash (None: not computed)."""
+    vector: np.ndarray
+    phash: Optional[int]
 
 
 class PixelEmbedder:
@@ -45,6 +51,14 @@ class PixelEmbedder:
         except Exception:  # noqa: BLE001 - unreadable training bytes: zero vector, counted by caller
             return np.zeros(self.dim, np.float32)
         return self.embed_image(image)
+
+    def embed_with_phash(self, image_bytes: bytes) -> PixelEmbedding:
+        """One decode for both the embedding and the pHash first pass (stage hot path)."""
+        try:
+            image = decode_rgb(image_bytes, draft_side_px=4 * self.side_px)
+        except Exception:  # noqa: BLE001 - unreadable training bytes: zero vector, no hash
+            return PixelEmbedding(np.zeros(self.dim, np.float32), None)
+        return PixelEmbedding(self.embed_image(image), phash64(image))
 
     def embed(self, images: Sequence[bytes]) -> np.ndarray:
         rows: List[np.ndarray] = [self.embed_bytes(b) for b in images]

@@ -124,3 +124,15 @@ def test_real_demo_images_only_the_edited_copies_are_found(tmp_path):
         assert_that(matches | beam.Map(lambda kv: (kv[0], kv[1]["eval_key"])), equal_to([
             ("copy_of_0", str(folder / f"{images[0][0]}.png")),
             ("copy_of_1", str(folder / f"{images[1][0]}.png"))]))
+
+
+def test_pixel_embedding_and_phash_come_from_one_decode():
+    from dedup.beam_stage import safe_phash
+    from dedup.pixel_embedder import PixelEmbedder
+
+    data = fixtures.resized_jpeg(fixtures.make_image(7), scale=2.0)
+    embedder = PixelEmbedder()
+    both = embedder.embed_with_phash(data)
+    np.testing.assert_array_equal(both.vector, embedder.embed_bytes(data))
+    assert both.phash == safe_phash(data)
+    assert embedder.embed_with_phash(b"not an image").phash is None
