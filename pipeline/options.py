@@ -34,6 +34,7 @@ class CurationConfig:
     max_words: int = text_filters.MAX_WORDS  # drop > 20 unigrams
     top_n_tokens: int = 100_000_000  # drop texts with a unigram/bigram outside the top 100M
     vocab_size: int = 100_000  # paper 4.1: "a wordpiece vocabulary of 100k"
+    vocab_min_piece_count: int = 10  # learner's lowest piece frequency (tensorflow_text default)
     # Output images (not paper filters).
     stored_shorter_side_px: int = 346  # paper 4.1 trains on 346 px resizes: store no larger
     jpeg_quality: int = 90
@@ -59,6 +60,8 @@ _HELP = {
     "top_n_tokens": "drop alt-texts with a unigram/bigram outside the N most frequent "
                     "(paper 3: 100 million)",
     "vocab_size": "WordPiece vocabulary size (paper 4.1: 100k)",
+    "vocab_min_piece_count": "lowest frequency of a learned word piece; lower it on small corpora, "
+                             "where it caps the achieved vocabulary size",
     "stored_shorter_side_px": "resize stored JPEGs so the shorter side is at most this",
     "max_image_pixels": "images announcing more pixels are decompression_bomb errors",
     "num_shards": "TFRecord shards (0: chosen by the runner)",

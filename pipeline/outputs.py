@@ -66,7 +66,8 @@ class WriteCurationOutputs(beam.PTransform):
             FileSystems.join(out, "tfrecords", "train"), file_name_suffix=".tfrecord",
             num_shards=config.num_shards, shard_name_template="-SSSSS-of-NNNNN")
         vocab = curated["kept_texts"] | "BuildVocab" >> BuildVocab(
-            vocab_size=config.vocab_size, output_path=FileSystems.join(out, "vocab.txt"))
+            vocab_size=config.vocab_size, output_path=FileSystems.join(out, "vocab.txt"),
+            min_piece_count=config.vocab_min_piece_count)
         pipeline = curated["input_pairs"].pipeline
         stats = (pipeline
                  | "StatsSeed" >> beam.Create([None])

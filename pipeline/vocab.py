@@ -17,6 +17,11 @@ from pipeline.token_counts import CountOfCountsFn, frequency_cutoff
 
 BERT_RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 VOCAB_SIZE = 100_000  # paper 5: a 100k wordpiece vocabulary generated from the training data
+# The learner's lowest frequency threshold for a word piece (tensorflow_text's default, 10). On
+# web-scale data the 100k-entry vocabulary is reached far above it; on a small corpus it is what
+# caps the vocabulary (the achieved size is reported), so small runs may lower it.
+MIN_PIECE_COUNT = 10
+
 # Words handed to the single-process learner (the most frequent ones, cut-off from count-of-counts).
 # tensorflow_text's own default is 5M, but its learner is pure Python and its time grows faster
 # than linearly with this number (bench/vocab_learner.py, docs/BENCHMARKS.md); 1M words is
@@ -85,10 +90,12 @@ def write_vocab(vocab: Sequence[str], output_path: str) -> None:
         f.write("".join(token + "\n" for token in vocab).encode("utf-8"))
 
 
-def learn_and_write(word_counts: Dict[str, int], vocab_size: int, reserved_tokens, output_path: str) -> dict:
-    vocab = learn_wordpiece(word_counts, vocab_size, reserved_tokens)
+def learn_and_write(word_counts: Dict[str, int], vocab_size: int, reserved_tokens, output_path: str,
+                    min_piece_count: int = MIN_PIECE_COUNT) -> dict:
+    vocab = learn_wordpiece(word_counts, vocab_size, reserved_tokens, lower_thresh=min_piece_count)
     write_vocab(vocab, output_path)
-    return {"requested": vocab_size, "achieved": len(vocab), "words_used": len(word_counts)}
+    return {"requested": vocab_size, "achieved": len(vocab), "words_used": len(word_counts),
+            "min_piece_count": min_piece_count}
 
 
 class BuildVocab(beam.PTransform):
@@ -96,8 +103,10 @@ class BuildVocab(beam.PTransform):
     reserved tokens first, single writer) -> PCollection[one {"requested", "achieved", ...}]."""
 
     def __init__(self, vocab_size=VOCAB_SIZE, output_path="vocab.txt", reserved_tokens=BERT_RESERVED_TOKENS,
-                 lower_case=True, max_input_words=MAX_INPUT_WORDS, hot_key_fanout=HOT_KEY_FANOUT):
+                 lower_case=True, max_input_words=MAX_INPUT_WORDS, hot_key_fanout=HOT_KEY_FANOUT,
+                 min_piece_count=MIN_PIECE_COUNT):
         super().__init__()
+        self._min_piece_count = min_piece_count
         self._vocab_size = vocab_size
         self._output_path = output_path
         self._reserved = tuple(reserved_tokens)
@@ -120,4 +129,5 @@ class BuildVocab(beam.PTransform):
                                            beam.pvalue.AsSingleton(cutoff))
                   | "ToDict" >> beam.combiners.ToDict())
         return pruned | "LearnAndWrite" >> beam.Map(
-            learn_and_write, self._vocab_size, self._reserved, self._output_path)
+            learn_and_write, self._vocab_size, self._reserved, self._output_path,
+            self._min_piece_count)

@@ -60,10 +60,21 @@ def test_build_vocab_writes_a_file_bert_tokenizer_loads(tmp_path):
     path = str(tmp_path / "vocab.txt")
     with TestPipeline(runner=FnApiRunner()) as p:
         sizes = p | beam.Create(texts) | BuildVocab(vocab_size=60, output_path=path)
-        assert_that(sizes, equal_to([{"requested": 60, "achieved": 36, "words_used": 9}]))
+        assert_that(sizes, equal_to([{"requested": 60, "achieved": 36, "words_used": 9,
+                                        "min_piece_count": 10}]))
     vocab = open(path, encoding="utf-8").read().splitlines()
     assert vocab[:5] == list(BERT_RESERVED_TOKENS)
     assert len(vocab) == 36 and len(set(vocab)) == 36
     tokenizer = tf_text.BertTokenizer(path, lower_case=True, token_out_type=tf.string)
     pieces = tokenizer.tokenize(["A red bus", "The blue cars!"]).merge_dims(-2, -1).to_list()
     assert pieces == [[b"a", b"red", b"bus"], [b"the", b"blue", b"cars", b"!"]]
+
+
+def test_min_piece_count_caps_small_corpus_vocab():
+    # Every word seen 4 times: at the default lowest piece count (10) only characters survive,
+    # at 2 the whole words are learned too.
+    counts = {"lemon": 4, "pear": 4, "arrow": 4, "theme": 4}
+    default = learn_wordpiece(counts, vocab_size=200)
+    lowered = learn_wordpiece(counts, vocab_size=200, lower_thresh=2)
+    assert not {"lemon", "pear", "arrow", "theme"} & set(default)
+    assert {"lemon", "pear", "arrow", "theme"} <= set(lowered)
