@@ -68,6 +68,9 @@ def expand_eval_sources(globs: Sequence[str]) -> List[EvalSource]:
     sources: List[EvalSource] = []
     for pattern in globs:
         matches = _match(pattern)
+        if not matches and "://" in pattern:  # object stores have no folders: list the prefix
+            matches = [m for m in _match(pattern.rstrip("/") + "/**")
+                       if m.lower().endswith(IMAGE_EXTENSIONS)]
         if not matches:
             raise EvalInputError(f"--eval_images {pattern!r} matches no file or folder")
         for path in matches:
