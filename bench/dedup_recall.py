@@ -167,29 +167,13 @@ def run_real(args, out):
                                    "share_a_bucket": float(shared)}
 
 
-def embed_cost(corpus, count=1000, shorter_side_px=346):
+def embed_cost(corpus, count=1000):
     """CPU ms per training image of the stage's per-image work: pixel embedding and pHash, on real
     images re-encoded as the curation pipeline stores them (JPEG, shorter side 346 px)."""
-    from PIL import Image
-
     from dedup.beam_stage import safe_phash  # pHash with its own decode
-    from dedup.images import decode_rgb
 
-    paths = sorted(glob.glob(os.path.join(corpus, "images", "*.png")))
-    rng = np.random.default_rng(2)
-    jpegs = []
-    for path in rng.choice(paths, count, replace=False):
-        try:
-            image = decode_rgb(open(path, "rb").read(), draft_side_px=None)
-        except Exception:  # noqa: BLE001 - the few oversized corpus images
-            continue
-        scale = shorter_side_px / min(image.size)
-        if scale < 1:
-            image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                                 Image.BICUBIC)
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=95)
-        jpegs.append(buffer.getvalue())
+    jpegs = [data for _, data in stored_jpegs(corpus, count, seed=2)]
+    shorter_side_px = 346
     embedder = PixelEmbedder()
     start = time.process_time()
     for data in jpegs:
@@ -208,6 +192,67 @@ def embed_cost(corpus, count=1000, shorter_side_px=346):
           f"decode (what the stage runs) {both_ms:.2f} CPU ms")
     return {"images": len(jpegs), "pixel_embed_cpu_ms": embed_ms, "phash_cpu_ms": phash_ms,
             "pixel_embed_and_phash_cpu_ms": both_ms}
+
+
+def stored_jpegs(corpus, count, seed, shorter_side_px=346):
+    """`count` real corpus images re-encoded as the pipeline stores them (JPEG, shorter side <= 346)."""
+    from PIL import Image
+
+    from dedup.images import decode_rgb
+
+    paths = sorted(glob.glob(os.path.join(corpus, "images", "*.png")))
+    out = []
+    for path in np.random.default_rng(seed).choice(paths, count, replace=False):
+        try:
+            image = decode_rgb(open(path, "rb").read(), draft_side_px=None)
+        except Exception:  # noqa: BLE001 - the few oversized corpus images
+            continue
+        scale = shorter_side_px / min(image.size)
+        if scale < 1:
+            image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                                 Image.BICUBIC)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=95)
+        out.append((os.path.basename(path)[:-4], buffer.getvalue()))
+    return out
+
+
+def stage_cost(corpus, num_train, num_eval):
+    """The whole Beam stage (FnApiRunner, in this process) on real stored JPEGs: CPU per image."""
+    import tempfile
+
+    import apache_beam as beam
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    from dedup.beam_stage import FindNearDuplicatesOfEval
+    from dedup.config import DedupConfig
+    from dedup.embedders import embed_in_process
+
+    images = stored_jpegs(corpus, num_train + num_eval, seed=3)
+    train, evals = images[:num_train], images[num_train:]
+    config = DedupConfig(num_clusters=64)
+    centroids = fit_centroids(embed_in_process(config, [b for _, b in train]), 64)
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as train_folder:
+        for key, data in evals:
+            with open(os.path.join(folder, key + ".jpg"), "wb") as f:
+                f.write(data)
+        for key, data in train:  # read by the workers: beam.Create of the bytes would pickle them
+            with open(os.path.join(train_folder, key + ".jpg"), "wb") as f:
+                f.write(data)
+        paths = sorted(os.path.join(train_folder, key + ".jpg") for key, _ in train)
+        start, cpu = time.time(), time.process_time()
+        with beam.Pipeline(runner=FnApiRunner()) as p:
+            _ = (p | beam.Create(paths)
+                 | beam.Map(lambda path: (os.path.basename(path), open(path, "rb").read()))
+                 | FindNearDuplicatesOfEval([folder], config, centroids=centroids)
+                 | beam.combiners.Count.Globally())
+        wall, cpu = time.time() - start, time.process_time() - cpu
+    per_image = cpu / (len(train) + len(evals)) * 1e3
+    print(f"Beam stage (FnApiRunner, pixel embedder, pHash on, K=64): {len(train)} training + "
+          f"{len(evals)} eval stored JPEGs in {wall:.1f} s wall, {cpu:.1f} CPU s = {per_image:.2f} "
+          f"CPU ms per image (pipeline start-up included)")
+    return {"train": len(train), "eval": len(evals), "wall_seconds": wall, "cpu_seconds": cpu,
+            "cpu_ms_per_image": per_image}
 
 
 def synthetic(num_train, num_eval, dim, planted, seed=0):
@@ -246,12 +291,17 @@ def main():
     parser.add_argument("--skip_synthetic", action="store_true")
     parser.add_argument("--skip_embed_cost", action="store_true")
     parser.add_argument("--embed_cost_images", type=int, default=1000)
+    parser.add_argument("--stage_train_images", type=int, default=0,
+                        help="also run the Beam stage on this many real stored JPEGs (e.g. 3000)")
     parser.add_argument("--output_json", default=None)
     args = parser.parse_args()
     faiss.omp_set_num_threads(2)
     out = {}
     if not args.skip_embed_cost:
         out["embed_cost"] = embed_cost(args.real_corpus, args.embed_cost_images)
+    if args.stage_train_images:
+        out["stage_cost"] = stage_cost(args.real_corpus, args.stage_train_images,
+                                       max(1, args.stage_train_images // 10))
     if not args.skip_real:
         run_real(args, out)
     if not args.skip_synthetic:

@@ -21,9 +21,9 @@ def decode_rgb(image_bytes: bytes, draft_side_px: Optional[int] = 128) -> Image.
     image = ImageOps.exif_transpose(image)
     if image.mode in ("RGBA", "LA", "PA", "P", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, WHITE)
-        canvas.alpha_composite(rgba)
-        image = canvas
+        canvas = Image.new("RGB", rgba.size, WHITE[:3])
+        canvas.paste(rgba, mask=rgba.getchannel("A"))  # = alpha_composite on white, ~2x faster
+        return canvas
     return image.convert("RGB")
 
 
