@@ -39,8 +39,9 @@ def decode_bucket_key(key: int, num_clusters: int, per_bucket: int) -> Tuple[int
 class ClusterAssigner:
     """Top-`top` nearest centroids by cosine (centroids and embeddings are L2-normalized).
 
-    A plain BLAS matrix product + argpartition: faiss's OpenMP search costs ~5 ms per call for the
-    small batches of a Beam DoFn running in threads (measured), more than the search itself.
+    A plain BLAS matrix product + argpartition instead of a faiss index: for the small batches of
+    a Beam DoFn thread, faiss's OpenMP search measured 0.10 ms per call in a Python thread vs
+    0.015 ms for this (64 centroids, 4 queries), and worse under CPU contention.
     """
 
     def __init__(self, centroids: np.ndarray, top: int):
