@@ -72,6 +72,18 @@ def test_missing_eval_input_fails_at_construction(tmp_path):
         FindNearDuplicatesOfEval([str(tmp_path / "nope/*.jpg")], DedupConfig())
 
 
+def test_centroids_path_is_loaded_at_construction(eval_set, tmp_path):
+    from dedup.kmeans import save_centroids
+
+    with pytest.raises(FileNotFoundError, match="fit-centroids"):
+        FindNearDuplicatesOfEval(eval_set["globs"], DedupConfig(centroids_path=str(tmp_path / "no.npy")))
+    path = str(tmp_path / "c.npy")
+    save_centroids(path, np.eye(3, dtype=np.float32))
+    stage = FindNearDuplicatesOfEval(eval_set["globs"], DedupConfig(centroids_path=path))
+    np.testing.assert_array_equal(stage.centroids, np.eye(3))
+    assert len(stage.sources) == 4  # 2 folder images, 1 tar, 1 TFRecord
+
+
 def test_corrupt_eval_image_fails_the_pipeline_with_its_name(tmp_path):
     folder = tmp_path / "eval"
     folder.mkdir()
