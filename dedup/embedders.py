@@ -51,6 +51,7 @@ class SavedModelEmbedderHandler(ModelHandler[bytes, PredictionResult, Any]):
 
     def load_model(self) -> Any:
         import tensorflow as tf
+        import tensorflow_text  # noqa: F401  registers the ops of the trainer export's tokenizer
 
         loaded = tf.saved_model.load(self.model_dir)
         if self.signature not in loaded.signatures:

@@ -10,6 +10,7 @@
 Flags are joined by key (no side input grows with the data). Only candidates enter the join:
 header-dropped pairs already have their final reason (image reasons come first in DROP_ORDER).
 """
+import logging
 from typing import Optional, Tuple
 
 import apache_beam as beam
@@ -70,18 +71,30 @@ def with_thumbnails(reason_and_samples):
     return reason, out
 
 
+def _eval_thumbnail(eval_key):
+    """Thumbnail of the evaluation image, re-read from its source (only for the few sampled
+    near-duplicates; eval bytes are not carried through the pipeline). None if unreadable."""
+    from dedup.eval_inputs import load_eval_image
+    from pipeline.report import make_thumbnail
+    try:
+        return make_thumbnail(load_eval_image(eval_key))
+    except Exception:  # an audit thumbnail never fails the run; the report shows "no image"
+        logging.warning("no thumbnail for eval image %r", eval_key, exc_info=True)
+        return None
+
+
 def _near_duplicate_entry(key, grouped):
     from pipeline.report import make_thumbnail
     matches, jpegs = list(grouped["match"]), list(grouped["jpeg"])
     for match in matches[:1]:
         yield {"train_key": key, "eval_key": match["eval_key"], "cosine": match["cosine"],
-               "method": match.get("method", ""), "eval_thumbnail": None,
+               "method": match.get("method", ""), "eval_thumbnail": _eval_thumbnail(match["eval_key"]),
                "train_thumbnail": make_thumbnail(jpegs[0]) if jpegs else None}
 
 
 def _near_duplicate_samples(matches, judged, sample_size):
-    """PCollection[one list]: up to `sample_size` near-duplicates for the report (train side
-    thumbnail from the stored JPEG; the eval image is not carried, so no eval thumbnail)."""
+    """PCollection[one list]: up to `sample_size` near-duplicates for the report, side by side
+    (training thumbnail from the stored JPEG, evaluation thumbnail re-read from its source)."""
     sampled = (matches | "SampleNearDuplicates" >> combiners.Sample.FixedSizeGlobally(sample_size)
                | "NearDuplicateList" >> beam.FlatMap(lambda items: items))
     jpegs = (judged

@@ -43,3 +43,6 @@ def test_eval_near_duplicates_are_dropped_and_listed(tmp_path):
     assert [(d["key"], os.path.basename(d["eval_key"])) for d in lines] == [(keys[2], "copy.png")]
     html = (out / "report.html").read_text(encoding="utf-8")
     assert f"train {keys[2]}" in html
+    # Side by side: the training thumbnail and the evaluation image re-read from its folder.
+    section = html[html.index('id="near-duplicates"'):]
+    assert section.count('alt="train"') == 1 and section.count('alt="eval"') == 1
