@@ -84,26 +84,38 @@ def _eval_thumbnail(eval_key):
 
 
 def _near_duplicate_entry(key, grouped):
-    from pipeline.report import make_thumbnail
+    """Report entry of one training pair dropped as a near-duplicate (pairs that matched but were
+    dropped for an earlier reason carry no stored JPEG and are left to near_duplicates.jsonl)."""
     matches, jpegs = list(grouped["match"]), list(grouped["jpeg"])
+    if not jpegs:
+        return
     for match in matches[:1]:
         yield {"train_key": key, "eval_key": match["eval_key"], "cosine": match["cosine"],
-               "method": match.get("method", ""), "eval_thumbnail": _eval_thumbnail(match["eval_key"]),
-               "train_thumbnail": make_thumbnail(jpegs[0]) if jpegs else None}
+               "method": match.get("method", ""), "jpeg": jpegs[0]}
+
+
+def _with_thumbnails(entry):
+    from pipeline.report import make_thumbnail
+    entry = dict(entry)
+    entry["train_thumbnail"] = make_thumbnail(entry.pop("jpeg"))
+    entry["eval_thumbnail"] = _eval_thumbnail(entry["eval_key"])
+    return entry
 
 
 def _near_duplicate_samples(matches, judged, sample_size):
-    """PCollection[one list]: up to `sample_size` near-duplicates for the report, side by side
-    (training thumbnail from the stored JPEG, evaluation thumbnail re-read from its source)."""
-    sampled = (matches | "SampleNearDuplicates" >> combiners.Sample.FixedSizeGlobally(sample_size)
-               | "NearDuplicateList" >> beam.FlatMap(lambda items: items))
+    """PCollection[one list]: up to `sample_size` pairs dropped as near-duplicates, for the report,
+    side by side (training thumbnail from the stored JPEG, evaluation thumbnail re-read from its
+    source only for the sampled few)."""
     jpegs = (judged
              | "NearDuplicateDrops" >> beam.Filter(
                  lambda r: r["reason"] == reasons.NEAR_DUPLICATE_OF_EVAL)
              | "NearDuplicateJpeg" >> beam.Map(lambda r: (r["key"], r["jpeg"])))
-    return ({"match": sampled, "jpeg": jpegs}
+    return ({"match": matches, "jpeg": jpegs}
             | "JoinNearDuplicateJpegs" >> beam.CoGroupByKey()
             | "NearDuplicateEntry" >> beam.FlatMapTuple(_near_duplicate_entry)
+            | "SampleNearDuplicates" >> combiners.Sample.FixedSizeGlobally(sample_size)
+            | "NearDuplicateList" >> beam.FlatMap(lambda items: items)
+            | "NearDuplicateThumbnails" >> beam.Map(_with_thumbnails)
             | "NearDuplicatesAsList" >> combiners.ToList())
 
 
