@@ -1,7 +1,8 @@
 """`CuratePairs`: raw pairs -> one outcome per pair (kept, or one drop reason, or one error).
 
     raw pairs --ParsePairs--> errors | image-dropped (header size, paper 3) | candidates (re-encoded)
-    readable = image-dropped + candidates --> corpus counts (2b's pipeline/corpus_filters.py):
+    readable (light copies of image-dropped + candidates, no image bytes) --> corpus counts
+    (2b's pipeline/corpus_filters.py):
         FlagImagesWithManyAltTexts, FlagSharedAltTexts, FlagRareTokens  -> (key, reason) flags
     candidates --ScoreUnsafe--> (key, "unsafe") flags (pluggable scorer, pipeline/unsafe.py)
     extra_flags (optional, e.g. near_duplicate_of_eval from dedup/) -> (key, reason) flags
@@ -38,12 +39,12 @@ def judge(key, grouped):
 
 
 def to_example(record: dict) -> bytes:
-    from schemas.example_schema import make_example
-    return make_example(
+    from schemas.example_wire import serialize_example  # no TensorFlow import in the workers
+    return serialize_example(
         image_jpeg=record["jpeg"], height=record["jpeg_height"], width=record["jpeg_width"],
         text=record["text"], raw_text=record["raw_text"], key=record["key"], url=record["url"],
         original_height=record["original_height"], original_width=record["original_width"],
-        image_sha256=record["image_sha256"]).SerializeToString()
+        image_sha256=record["image_sha256"])
 
 
 def sample_source(record: dict) -> tuple:
@@ -119,9 +120,15 @@ def _near_duplicate_samples(matches, judged, sample_size):
             | "NearDuplicatesAsList" >> combiners.ToList())
 
 
+_READABLE = "readable"  # light copy of every readable pair, for the corpus counts and histograms
+_READABLE_FIELDS = ("key", "image_sha256", "text", "width", "height", "words")
+
+
 def _parse(raw, config):
     record = records.parse_pair(raw, config)
     yield beam.pvalue.TaggedOutput(record["status"], record)
+    if record["status"] != records.ERROR:  # without the image bytes: they need not travel there
+        yield beam.pvalue.TaggedOutput(_READABLE, {name: record[name] for name in _READABLE_FIELDS})
 
 
 class CuratePairs(beam.PTransform):
@@ -146,13 +153,11 @@ class CuratePairs(beam.PTransform):
     def expand(self, raw_pairs):
         config = self._config
         parsed = raw_pairs | "ParsePairs" >> beam.FlatMap(_parse, config).with_outputs(
-            records.ERROR, records.IMAGE_DROPPED, records.CANDIDATE)
+            records.ERROR, records.IMAGE_DROPPED, records.CANDIDATE, _READABLE)
         candidates = parsed[records.CANDIDATE]
         header_dropped = parsed[records.IMAGE_DROPPED] | "MarkImageDropped" >> beam.Map(
             lambda r: dict(r, status=stats.DROPPED))
-        readable = ((parsed[records.IMAGE_DROPPED], candidates)
-                    | "FlattenReadable" >> beam.Flatten())
-
+        readable = parsed[_READABLE]  # image-dropped + candidates, light records
         many = (readable | "KeyToSha" >> beam.Map(lambda r: (r["key"], r["image_sha256"]))
                 | "FlagImagesWithManyAltTexts" >> corpus_filters.FlagImagesWithManyAltTexts(
                     config.max_alt_texts_per_image))

@@ -8,11 +8,15 @@ the library behind `bert_vocab_from_dataset`) and writes vocab.txt. Words are sp
 `tensorflow_text.BertTokenizer(vocab, lower_case=True)` will split them in the trainer: its
 BasicTokenizer (lower-case, accents stripped, punctuation and CJK characters split off).
 """
+import importlib.util
+import os
+import sys
 from typing import Dict, Iterable, List, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.basic_words import basic_words
 from pipeline.token_counts import CountOfCountsFn, frequency_cutoff
 
 BERT_RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -32,26 +36,41 @@ HOT_KEY_FANOUT = 16
 
 
 class BasicTokenizeFn(beam.DoFn):
-    """Batch of texts -> words, with tensorflow_text's BERT BasicTokenizer (built once per worker)."""
+    """Batch of texts -> words, as tensorflow_text's BERT BasicTokenizer splits them. Latin-only
+    texts are split in Python (pipeline/basic_words.py, same words); the TensorFlow tokenizer is
+    built, once per worker, only when a batch has another text (saves the ~5 CPU-s TF import)."""
 
     def __init__(self, lower_case: bool = True):
         self._lower_case = lower_case
         self._tokenizer = None
 
-    def setup(self):
-        from tensorflow_text.python.ops import bert_tokenizer  # heavy import, worker-side only
+    def _real_tokenizer(self):
+        if self._tokenizer is None:
+            from tensorflow_text.python.ops import bert_tokenizer  # heavy import, only if needed
 
-        self._tokenizer = bert_tokenizer.BasicTokenizer(lower_case=self._lower_case)
+            self._tokenizer = bert_tokenizer.BasicTokenizer(lower_case=self._lower_case)
+        return self._tokenizer
 
     def process(self, texts: List[str]):
-        yield from basic_tokenize(texts, self._tokenizer)
+        if not self._lower_case:  # the fast path is for lower_case=True only
+            yield from basic_tokenize(texts, self._real_tokenizer(), fast_path=False)
+        else:
+            yield from basic_tokenize(texts, make_tokenizer=self._real_tokenizer)
 
 
-def basic_tokenize(texts: Sequence[str], tokenizer) -> Iterable[str]:
-    """Words of `texts` as BertTokenizer's basic tokenization splits them (decoded to str)."""
-    if not texts:
-        return []
-    return [w.decode("utf-8") for words in tokenizer.tokenize(list(texts)).to_list() for w in words]
+def basic_tokenize(texts: Sequence[str], tokenizer=None, make_tokenizer=None,
+                   fast_path: bool = True) -> List[str]:
+    """Words of `texts` as BertTokenizer's basic tokenization (lower_case=True) splits them (str),
+    in text order. Texts outside basic_words' Latin fast path go to `tokenizer` (or
+    `make_tokenizer()`); with fast_path=False every text does."""
+    fast = [basic_words(text) if fast_path else None for text in texts]
+    slow = [text for text, words in zip(texts, fast) if words is None]
+    if slow:
+        tokenizer = tokenizer or make_tokenizer()
+        split = iter([[w.decode("utf-8") for w in words]
+                      for words in tokenizer.tokenize(slow).to_list()])
+        fast = [next(split) if words is None else words for words in fast]
+    return [word for words in fast for word in words]
 
 
 def alphabet_bound(vocab_size: int, reserved_tokens: Sequence[str]) -> int:
@@ -59,6 +78,24 @@ def alphabet_bound(vocab_size: int, reserved_tokens: Sequence[str]) -> int:
     the vocabulary goes to them, so that the size cap leaves room for real wordpieces. Words with
     other characters are left out of the learning (BertTokenizer maps them to [UNK])."""
     return max(1, min(MAX_UNIQUE_CHARS, (vocab_size - len(reserved_tokens)) // 3))
+
+
+def _wordpiece_learner_lib():
+    """tensorflow_text's WordPiece learner module. It is pure Python (collections, numpy), but
+    importing it through its package runs tensorflow_text/__init__, which imports TensorFlow
+    (~5 CPU-s per worker); so the module file is loaded on its own, from the installed package."""
+    for name in ("tensorflow_text.tools.wordpiece_vocab.wordpiece_tokenizer_learner_lib",
+                 "_align_wordpiece_learner_lib"):
+        if name in sys.modules:
+            return sys.modules[name]
+    package = importlib.util.find_spec("tensorflow_text")  # locates, does not execute
+    path = os.path.join(os.path.dirname(package.origin), "tools", "wordpiece_vocab",
+                        "wordpiece_tokenizer_learner_lib.py")
+    spec = importlib.util.spec_from_file_location("_align_wordpiece_learner_lib", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[spec.name] = module
+    return module
 
 
 def learn_wordpiece(word_counts: Dict[str, int], vocab_size: int,
@@ -69,8 +106,7 @@ def learn_wordpiece(word_counts: Dict[str, int], vocab_size: int,
     the counts leave no threshold in that range; the list is then cut at `vocab_size` (its order is
     reserved, single characters, then pieces by decreasing count, so the rarest pieces go).
     """
-    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
-
+    learner = _wordpiece_learner_lib()
     if vocab_size < len(reserved_tokens):
         raise ValueError(f"vocab_size {vocab_size} < {len(reserved_tokens)} reserved tokens")
     counts = sorted(word_counts.items())  # deterministic input order

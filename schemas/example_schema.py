@@ -1,24 +1,26 @@
 """tf.train.Example layout of one curated image/alt-text pair.
 
 Written by `align-curate` to `tfrecords/train-?????-of-?????.tfrecord`, read by the trainer,
-the evaluation tools and the search index. Changing a key here changes the contract for every
-package: add features, never rename or drop them.
+the evaluation tools and the search index. Changing a key (names in schemas/example_wire.py, with
+the TF-free writer) changes the contract for every package: add features, never rename or drop them.
 """
 from typing import Mapping
 
 import tensorflow as tf
 
-IMAGE_ENCODED = "image/encoded"  # JPEG bytes, RGB, shorter side at most the stored size
-IMAGE_FORMAT = "image/format"  # always b"jpeg"
-IMAGE_HEIGHT = "image/height"  # pixels of the stored JPEG
-IMAGE_WIDTH = "image/width"
-ORIGINAL_HEIGHT = "image/original_height"  # pixels of the source image (after EXIF orientation)
-ORIGINAL_WIDTH = "image/original_width"
-IMAGE_SHA256 = "image/sha256"  # hex SHA-256 of the source bytes: the identity of "the same image"
-TEXT = "text"  # normalized alt-text (see pipeline/text_normalize.py)
-RAW_TEXT = "text/raw"  # alt-text as found in the input, decoded as UTF-8
-KEY = "key"  # unique id of the pair in the input corpus
-URL = "url"
+from schemas.example_wire import (  # noqa: F401  (names live in the TF-free module)
+    IMAGE_ENCODED,
+    IMAGE_FORMAT,
+    IMAGE_HEIGHT,
+    IMAGE_SHA256,
+    IMAGE_WIDTH,
+    KEY,
+    ORIGINAL_HEIGHT,
+    ORIGINAL_WIDTH,
+    RAW_TEXT,
+    TEXT,
+    URL,
+)
 
 FEATURE_SPEC = {
     IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string),

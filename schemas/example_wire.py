@@ -1,0 +1,66 @@
+"""Feature names of the curated tf.train.Example and its serialization without TensorFlow.
+
+`serialize_example(...)` returns the bytes of `example_schema.make_example(...)`
+`.SerializeToString(deterministic=True)` (map entries in a fixed order), written with the protobuf
+wire format directly: curation workers then never import TensorFlow (~5 CPU-s each) to write
+their TFRecords. tests/schemas/test_example_wire.py checks the bytes against TensorFlow's.
+"""
+IMAGE_ENCODED = "image/encoded"  # JPEG bytes, RGB, shorter side at most the stored size
+IMAGE_FORMAT = "image/format"  # always b"jpeg"
+IMAGE_HEIGHT = "image/height"  # pixels of the stored JPEG
+IMAGE_WIDTH = "image/width"
+ORIGINAL_HEIGHT = "image/original_height"  # pixels of the source image (after EXIF orientation)
+ORIGINAL_WIDTH = "image/original_width"
+IMAGE_SHA256 = "image/sha256"  # hex SHA-256 of the source bytes: the identity of "the same image"
+TEXT = "text"  # normalized alt-text (see pipeline/text_normalize.py)
+RAW_TEXT = "text/raw"  # alt-text as found in the input, decoded as UTF-8
+KEY = "key"  # unique id of the pair in the input corpus
+URL = "url"
+
+_LEN, _VARINT = 2, 0  # protobuf wire types
+
+
+def _varint(value: int) -> bytes:
+    value &= 0xFFFFFFFFFFFFFFFF  # int64 two's complement, as protobuf encodes negatives
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | _LEN) + _varint(len(payload)) + payload
+
+
+def _bytes_feature(value: bytes) -> bytes:
+    return _field(1, _field(1, value))  # Feature.bytes_list = 1 -> BytesList.value = 1
+
+
+def _int64_feature(value: int) -> bytes:
+    return _field(3, _field(1, _varint(int(value))))  # Feature.int64_list = 3, packed value = 1
+
+
+def serialize_example(*, image_jpeg: bytes, height: int, width: int, text: str, raw_text: str,
+                      key: str, url: str = "", original_height: int = 0, original_width: int = 0,
+                      image_sha256: str = "") -> bytes:
+    """Serialized tf.train.Example of one kept pair; arguments as example_schema.make_example."""
+    features = {
+        IMAGE_ENCODED: _bytes_feature(image_jpeg),
+        IMAGE_FORMAT: _bytes_feature(b"jpeg"),
+        IMAGE_HEIGHT: _int64_feature(height),
+        IMAGE_WIDTH: _int64_feature(width),
+        ORIGINAL_HEIGHT: _int64_feature(original_height),
+        ORIGINAL_WIDTH: _int64_feature(original_width),
+        IMAGE_SHA256: _bytes_feature(image_sha256.encode("ascii")),
+        TEXT: _bytes_feature(text.encode("utf-8")),
+        RAW_TEXT: _bytes_feature(raw_text.encode("utf-8")),
+        KEY: _bytes_feature(key.encode("utf-8")),
+        URL: _bytes_feature(url.encode("utf-8")),
+    }
+    # Example.features = 1 -> Features.feature = 1 (map entries: key = 1, value = 2), in the order
+    # of protobuf's (upb) deterministic serialization: bytewise, a key before its own prefix.
+    entries = b"".join(_field(1, _field(1, name.encode("utf-8")) + _field(2, features[name]))
+                       for name in sorted(features, key=lambda n: n.encode("utf-8") + b"\xff"))
+    return _field(1, entries)
