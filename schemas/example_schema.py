@@ -20,6 +20,7 @@ from schemas.example_wire import (  # noqa: F401  (names live in the TF-free mod
     RAW_TEXT,
     TEXT,
     URL,
+    serialize_example,
 )
 
 FEATURE_SPEC = {
@@ -37,42 +38,10 @@ FEATURE_SPEC = {
 }
 
 
-def _bytes(value: bytes) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-
-def _int64(value: int) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
-
-
-def make_example(
-    *,
-    image_jpeg: bytes,
-    height: int,
-    width: int,
-    text: str,
-    raw_text: str,
-    key: str,
-    url: str = "",
-    original_height: int = 0,
-    original_width: int = 0,
-    image_sha256: str = "",
-) -> tf.train.Example:
-    """Builds the Example of one kept pair (plain Python, used in Beam workers)."""
-    feature = {
-        IMAGE_ENCODED: _bytes(image_jpeg),
-        IMAGE_FORMAT: _bytes(b"jpeg"),
-        IMAGE_HEIGHT: _int64(height),
-        IMAGE_WIDTH: _int64(width),
-        ORIGINAL_HEIGHT: _int64(original_height),
-        ORIGINAL_WIDTH: _int64(original_width),
-        IMAGE_SHA256: _bytes(image_sha256.encode("ascii")),
-        TEXT: _bytes(text.encode("utf-8")),
-        RAW_TEXT: _bytes(raw_text.encode("utf-8")),
-        KEY: _bytes(key.encode("utf-8")),
-        URL: _bytes(url.encode("utf-8")),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature))
+def make_example(**fields) -> tf.train.Example:
+    """The Example of one kept pair, as a proto; arguments and bytes as
+    `example_wire.serialize_example`, the one place that maps the fields to features."""
+    return tf.train.Example.FromString(serialize_example(**fields))
 
 
 def parse_example(serialized: tf.Tensor) -> Mapping[str, tf.Tensor]:

@@ -1,9 +1,10 @@
 """Feature names of the curated tf.train.Example and its serialization without TensorFlow.
 
-`serialize_example(...)` returns the bytes of `example_schema.make_example(...)`
-`.SerializeToString(deterministic=True)` (map entries in a fixed order), written with the protobuf
-wire format directly: curation workers then never import TensorFlow (~5 CPU-s each) to write
-their TFRecords. tests/schemas/test_example_wire.py checks the bytes against TensorFlow's.
+`serialize_example(...)` writes the bytes of the tf.train.Example with the protobuf wire format
+directly, in the order of TensorFlow's `SerializeToString(deterministic=True)`: curation workers
+then never import TensorFlow (~5 CPU-s each) to write their TFRecords. `example_schema.make_example`
+parses these bytes into a proto. tests/schemas/test_example_wire.py checks them against an Example
+built field by field with TensorFlow's own classes.
 """
 IMAGE_ENCODED = "image/encoded"  # JPEG bytes, RGB, shorter side at most the stored size
 IMAGE_FORMAT = "image/format"  # always b"jpeg"
@@ -45,7 +46,7 @@ def _int64_feature(value: int) -> bytes:
 def serialize_example(*, image_jpeg: bytes, height: int, width: int, text: str, raw_text: str,
                       key: str, url: str = "", original_height: int = 0, original_width: int = 0,
                       image_sha256: str = "") -> bytes:
-    """Serialized tf.train.Example of one kept pair; arguments as example_schema.make_example."""
+    """Serialized tf.train.Example of one kept pair."""
     features = {
         IMAGE_ENCODED: _bytes_feature(image_jpeg),
         IMAGE_FORMAT: _bytes_feature(b"jpeg"),
