@@ -4,8 +4,8 @@
         [--corpus /work/real_corpus] [--records 2000] [--work /tmp/align_train_bench]
 
 1. Converts the first --records pairs of the real corpus (captions.tsv + images/) to curated-style
-   TFRecords (RGB JPEG, shorter side <= 346 px, quality 90, schemas.make_example) and a word-level
-   vocab, in --work (cached; never committed).
+   TFRecords (RGB JPEG, shorter side <= 346 px, quality 90, as align-curate stores them with
+   pipeline.image_io.reencode_image) and a word-level vocab, in --work (cached; never committed).
 2. Input pipeline alone: trainer.input_pipeline.build_train_dataset at the config's sizes (decode,
    resize, random crop + flip, tokenize, batch), pairs/s over --input_batches batches.
 3. Train step alone: the real model/optimizer/train step (trainer/model.py, optimizer.py,
@@ -16,34 +16,19 @@ Prints one line per measurement and a JSON summary.
 """
 import argparse
 import csv
-import io
 import json
 import os
 import platform
 import time
 
 import tensorflow as tf
-from PIL import Image
 
-from schemas import example_schema
+from pipeline import image_io
+from schemas.example_wire import serialize_example
 from trainer import configs, input_pipeline, train_loop
 
 RESERVED = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 BATCH_PER_CONFIG = {"tiny_cpu": 32, "b3_bert_mini": 8}  # CPU-sized batches; see docs/BENCHMARKS.md
-
-
-def to_jpeg(path: str, shorter_side_px: int = 346) -> tuple:
-    with Image.open(path) as im:
-        im = im.convert("RGBA")
-        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(background, im).convert("RGB")
-        scale = shorter_side_px / min(im.size)
-        if scale < 1:
-            im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
-                           Image.BICUBIC)
-        out = io.BytesIO()
-        im.save(out, format="JPEG", quality=90)
-        return out.getvalue(), im.height, im.width
 
 
 def write_corpus(corpus: str, work: str, records: int, shards: int = 8) -> tuple:
@@ -58,12 +43,16 @@ def write_corpus(corpus: str, work: str, records: int, shards: int = 8) -> tuple
         work, "tfrecords", f"train-{s:05d}-of-{shards:05d}.tfrecord")) for s in range(shards)]
     words = {}
     for i, (caption, rel_path) in enumerate(rows):
-        jpeg, height, width = to_jpeg(os.path.join(corpus, rel_path))
+        # Stored as align-curate stores it: RGB on white, shorter side <= 346 px, JPEG q90.
+        with open(os.path.join(corpus, rel_path), "rb") as image_file:
+            stored = image_io.reencode_image(image_file.read(), max_shorter_side_px=346, jpeg_quality=90)
+        if isinstance(stored, str):  # an error name, e.g. decompression_bomb: not a trainable pair
+            continue
+        jpeg, height, width = stored.jpeg, stored.height, stored.width
         for w in caption.lower().split():
             words[w] = words.get(w, 0) + 1
-        example = example_schema.make_example(image_jpeg=jpeg, height=height, width=width,
-                                              text=caption, raw_text=caption, key=str(i))
-        writers[i % shards].write(example.SerializeToString())
+        writers[i % shards].write(serialize_example(image_jpeg=jpeg, height=height, width=width,
+                                                    text=caption, raw_text=caption, key=str(i)))
     for w in writers:
         w.close()
     with open(vocab, "w") as f:
