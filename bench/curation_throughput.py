@@ -11,8 +11,16 @@ In one run, on the same images:
    DirectRunner (FnApiRunner), in one process or with `--direct_running_mode=multi_processing`;
    pairs per CPU-second of that process and its workers (so other load on a shared machine does
    not count), plus wall-clock figures. A second run on the first 100 pairs measures the fixed
-   cost (interpreter, TensorFlow import, graph, vocab learning, report) and gives the marginal rate.
+   cost (interpreter, imports, graph, vocab learning, report) and gives the marginal rate.
 Prints the ratio pipeline/bound (target >= 0.7). Not a test: figures go to docs/BENCHMARKS.md.
+
+The pipeline decodes only its *candidates*: pairs whose reason is already final from the image
+header and the pair's own text (image_too_small, aspect_ratio, too_few_words, too_many_words) are
+never decoded. So the bench also prints a *same-work* bound, Pillow on exactly the images the
+pipeline decodes (selected with `pipeline.records.inspect_pair`, no pixels decoded), and the share
+of the pipeline's CPU that this image work is; the rest is the pipeline's own overhead (Beam, tar
+reading, text, corpus counts, vocab, report). `--curate_args` passes flags to align-curate, e.g.
+`--curate_args="--min_image_side_px 63 --min_words 1"` (docs/RESULTS.md's run: most pairs kept).
 """
 import argparse
 import glob
@@ -20,6 +28,7 @@ import io
 import json
 import os
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -43,6 +52,22 @@ def load_images(pattern):
                 if member.isfile() and member.name.lower().endswith(IMAGE_EXTENSIONS):
                     images.append(tar.extractfile(member).read())
     return images
+
+
+def images_the_pipeline_decodes(pattern, curate_args):
+    """Image bytes of the candidates: pairs that pass the header checks and the local filters
+    under these flags (pipeline.records.inspect_pair reads headers and texts, no pixels)."""
+    sys.path.insert(0, REPO)
+    from pipeline import options, readers, records
+    config, _ = options.parse_args(["--input", pattern, "--input_format", "webdataset",
+                                       "--output_dir", "unused", *curate_args])
+    candidates = []
+    for path in sorted(glob.glob(pattern)):
+        for raw in readers.read_webdataset(path):
+            record = records.inspect_pair(raw, config)
+            if record["status"] == records.CANDIDATE:
+                candidates.append(record["image"])
+    return candidates
 
 
 def pillow_reencode(data, shorter_side_px=346, quality=90, max_pixels=89_478_485):
@@ -78,13 +103,13 @@ def bench_bound(images):
     return time.process_time() - start_cpu, time.perf_counter() - start_wall, skipped
 
 
-def bench_pipeline(pattern, beam_args):
+def bench_pipeline(pattern, beam_args, curate_args=()):
     """Runs `python -m pipeline.curate` in a child process: CPU-s of the whole run (imports,
     graph construction, workers) from RUSAGE_CHILDREN, so every run pays its own start-up."""
     output_dir = tempfile.mkdtemp(prefix="curation_bench_")
     command = [sys.executable, "-m", "pipeline.curate", "--input", pattern,
                "--input_format", "webdataset", "--output_dir", output_dir,
-               "--vocab_size", "2000", *beam_args]
+               "--vocab_size", "2000", *curate_args, *beam_args]
     try:
         start_cpu, start_wall = cpu_seconds(), time.perf_counter()
         subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL,
@@ -118,7 +143,10 @@ def main():
                         help="1: in-process FnApiRunner; >1: multi_processing with N workers")
     parser.add_argument("--fixed_cost_pairs", type=int, default=100,
                         help="also run on this many pairs to estimate the fixed cost (0: skip)")
+    parser.add_argument("--curate_args", default="",
+                        help="extra align-curate flags, e.g. '--min_image_side_px 63 --min_words 1'")
     args = parser.parse_args()
+    curate_args = shlex.split(args.curate_args)
     warnings.simplefilter("ignore")  # Pillow's bomb warnings for the corpus's 100+ Mpx drawings
     beam_args = ["--runner=DirectRunner"]
     if args.workers > 1:
@@ -132,22 +160,29 @@ def main():
           f"bombs/undecodable): {bound_cpu:.1f} CPU-s "
           f"({bound_wall:.1f} s wall) -> {bound:.1f} pairs/s per core")
 
-    stats, cpu, wall = bench_pipeline(args.input, beam_args)
+    stats, cpu, wall = bench_pipeline(args.input, beam_args, curate_args)
     pairs = stats["input_pairs"]
     per_core = pairs / cpu
     print(f"pipeline: {pairs} pairs (kept {stats['kept_pairs']}) with {args.workers} worker(s): "
           f"{cpu:.1f} CPU-s, {wall:.1f} s wall -> {per_core:.1f} pairs/s per core "
           f"(wall: {pairs / wall:.1f} pairs/s, {pairs / wall / args.workers:.1f} per worker)")
     print(f"ratio pipeline/bound (per core, CPU time): {per_core / bound:.2f}  (target >= 0.7)")
+    decoded = images_the_pipeline_decodes(args.input, curate_args)
+    same_cpu, _, _ = bench_bound(decoded)
+    print(f"same-work bound: Pillow on the {len(decoded)} images the pipeline decodes "
+          f"(candidates; the other {len(images) - len(decoded)} have a final reason from header "
+          f"and text): {same_cpu:.1f} CPU-s = {same_cpu / cpu:.0%} of the pipeline's CPU; "
+          f"overhead {cpu - same_cpu:.1f} CPU-s = {(cpu - same_cpu) / pairs * 1000:.2f} "
+          f"CPU-ms per pair")
     if args.fixed_cost_pairs:
         directory = tempfile.mkdtemp(prefix="curation_bench_small_")
         try:
             small_stats, small_cpu, _ = bench_pipeline(
-                small_tar(args.input, args.fixed_cost_pairs, directory), beam_args)
+                small_tar(args.input, args.fixed_cost_pairs, directory), beam_args, curate_args)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
         marginal = (pairs - small_stats["input_pairs"]) / (cpu - small_cpu)
-        print(f"fixed cost (a run on {small_stats['input_pairs']} pairs: TensorFlow import, graph, "
+        print(f"fixed cost (a run on {small_stats['input_pairs']} pairs: imports, graph, "
               f"vocab, report): {small_cpu:.1f} CPU-s; marginal {marginal:.1f} pairs/s per core "
               f"-> marginal ratio {marginal / bound:.2f}")
 

@@ -1,5 +1,6 @@
 """Words of a text as tensorflow_text's BERT BasicTokenizer(lower_case=True) splits them, without
-TensorFlow, for texts made only of Latin characters (below U+0180: ASCII, Latin-1, Latin Extended-A).
+TensorFlow, for texts made only of Latin characters (below U+0180: ASCII, Latin-1, Latin Extended-A)
+and General Punctuation (U+2000-U+206F: typographic quotes, dashes, spaces, zero-width marks).
 
 Why: the vocabulary step needs only these words, and importing TensorFlow costs ~5 CPU-s per
 worker. Texts with any other character return None and go to the real tokenizer
@@ -7,17 +8,23 @@ worker. Texts with any other character return None and go to the real tokenizer
 
 What BasicTokenizer does (tensorflow_text/python/ops/bert_tokenizer.py): NFKC_Casefold (ICU),
 NFD, remove \\p{Mn}, replace \\p{Cc}|\\p{Cf} by a space, split on RE2 `\\s+` (ASCII whitespace)
-and keep ASCII punctuation/symbols and \\p{P} as one-character words. Below U+0180 every character
-maps independently of its neighbours (no combining marks in that range), so a per-character table
-is exact; tests/pipeline/test_basic_words.py checks it against BasicTokenizer for every character
-of the range and for random strings.
+and keep ASCII punctuation/symbols and \\p{P} as one-character words. In these ranges every character
+maps independently of its neighbours (no combining marks), so a per-character table is exact;
+tests/pipeline/test_basic_words.py checks it against BasicTokenizer for every character of the
+ranges, alone and between letters, and for random strings.
 """
 import functools
+import re
 import unicodedata
 from typing import List, Optional
 
-FAST_PATH_LIMIT = 0x180  # code points below this are handled here
-_SOFT_HYPHEN = "\u00ad"  # Default_Ignorable: NFKC_Casefold removes it
+FAST_PATH_RANGES = ((0x1, 0x180), (0x2000, 0x2070))  # [start, end) code points handled here
+_OUTSIDE_FAST_PATH = re.compile(
+    "[^" + "".join(f"\\U{a:08x}-\\U{b - 1:08x}" for a, b in FAST_PATH_RANGES) + "]")
+# Default_Ignorable_Code_Point characters of the ranges: ICU's NFKC_Casefold removes them (soft
+# hyphen, zero-width space/joiners, bidi marks and embeddings, invisible operators, U+2065).
+_REMOVED = frozenset(map(chr, [0xAD, *range(0x200B, 0x2010), *range(0x202A, 0x202F),
+                               *range(0x2060, 0x2070)]))
 
 
 def _is_delimiter(ch: str) -> bool:
@@ -30,7 +37,7 @@ def _is_delimiter(ch: str) -> bool:
 @functools.lru_cache(maxsize=None)
 def _char_map(ch: str) -> str:
     """What one character becomes before splitting on " " (delimiters get spaces around)."""
-    if ch == _SOFT_HYPHEN:
+    if ch in _REMOVED:
         return ""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", ch).casefold())
     out = []
@@ -48,7 +55,8 @@ def _char_map(ch: str) -> str:
 
 
 def basic_words(text: str) -> Optional[List[str]]:
-    """The BasicTokenizer words of `text`, or None when `text` has a character >= U+0180."""
-    if not text.isascii() and max(map(ord, text)) >= FAST_PATH_LIMIT:
+    """The BasicTokenizer words of `text`, or None when `text` has a character outside
+    FAST_PATH_RANGES (or U+0000)."""
+    if not text.isascii() and _OUTSIDE_FAST_PATH.search(text):
         return None
     return [word for word in "".join(map(_char_map, text)).split(" ") if word]

@@ -1,8 +1,14 @@
 """Drop and error reasons, and the fixed order that gives each pair exactly one reason.
 
 A pair that several filters would drop is counted once, under the first reason in DROP_ORDER.
-The order follows the paper's section 3 (image-based filters, then text-based filters), with the
-near-duplicate removal of evaluation images (Appendix A) last because it runs on what survives.
+The paper (section 3) lists its filters but gives them no order; ours puts the *local* reasons
+first, those decided from the pair alone at parse time (its image header's size, then its own
+text's word count), and the *corpus-level* reasons after them (counts over the whole raw dataset,
+the unsafe scorer, then the near-duplicate removal of evaluation images, Appendix A, last because
+it runs on what survives). Within each group image-based reasons precede text-based ones, as in
+the paper. Why local first: a pair dropped locally has its final reason before any pixel is
+decoded, any scorer runs or any image bytes are shuffled, so decoding, scoring and the join by key
+are paid only by pairs that can still be kept (docs/PIPELINE.md).
 Errors (unreadable input) come before every drop: a pair that cannot be read is never filtered.
 """
 
@@ -17,13 +23,15 @@ RARE_TOKEN = "rare_token"  # a unigram/bigram outside the top-N of the raw data 
 NEAR_DUPLICATE_OF_EVAL = "near_duplicate_of_eval"  # Appendix A
 
 DROP_ORDER = (
+    # local: decided in records.parse_pair from the header and the pair's own text
     IMAGE_TOO_SMALL,
     ASPECT_RATIO,
+    TOO_FEW_WORDS,
+    TOO_MANY_WORDS,
+    # corpus-level and model-based: flags joined by key (pipeline/transforms.py)
     TOO_MANY_ALT_TEXTS,
     UNSAFE,
     ALT_TEXT_SHARED,
-    TOO_FEW_WORDS,
-    TOO_MANY_WORDS,
     RARE_TOKEN,
     NEAR_DUPLICATE_OF_EVAL,
 )

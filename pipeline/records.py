@@ -1,13 +1,14 @@
-"""One raw pair -> an error, an image-dropped pair, or a candidate record (plain functions).
+"""One raw pair -> an error, a locally dropped pair, or a candidate record (plain functions).
 
 Checks run in this order, the first failure decides (so each pair has exactly one outcome):
 1. reader errors (unreadable file, image path not found, remote URL not downloaded);
 2. missing fields: `missing_image`, `missing_text`; text that is not UTF-8: `invalid_utf8_text`;
 3. the image header: `empty_image`, `not_an_image`, `decompression_bomb` (pixel cap);
-4. the paper's image filters on the header size (section 3): dropped as `image_too_small` or
-   `aspect_ratio` WITHOUT decoding pixels (these come first in reasons.DROP_ORDER, so the pair's
-   reason is already final);
-5. decoding + re-encoding the survivors: `truncated_image`, `undecodable_image`.
+4. the *local* filters, on the pair alone, WITHOUT decoding pixels: the paper's image filters on
+   the header size (`image_too_small`, `aspect_ratio`), then the word count of the pair's own
+   normalized text (`too_few_words`, `too_many_words`). These come first in reasons.DROP_ORDER, so
+   such a pair's reason is already final: it is never decoded, scored or joined;
+5. decoding + re-encoding the survivors (the candidates): `truncated_image`, `undecodable_image`.
 Empty, whitespace-only and over-long texts are not errors: they normalize to texts with too few or
 too many unigrams and are dropped by the word-count filter (`too_few_words`, `too_many_words`).
 """
@@ -24,7 +25,7 @@ DUPLICATE_KEY = "duplicate_key"  # a second candidate pair with a key already se
 ERRORS = readers.READER_ERRORS + (MISSING_IMAGE, MISSING_TEXT, INVALID_UTF8_TEXT) + \
     image_io.IMAGE_ERRORS + (DUPLICATE_KEY,)
 
-ERROR, IMAGE_DROPPED, CANDIDATE = "error", "image_dropped", "candidate"
+ERROR, DROPPED_LOCALLY, CANDIDATE = "error", "dropped_locally", "candidate"
 
 
 def _decode_text(text) -> Optional[str]:
@@ -41,16 +42,11 @@ def error_record(raw: dict, error: str, raw_text: str = "") -> dict:
             "status": ERROR, "reason": error}
 
 
-def parse_pair(raw: dict, config) -> dict:
-    """Judges one raw pair (see module docstring). `config` is an options.CurationConfig.
-
-    Returns a dict with "status" in (ERROR, IMAGE_DROPPED, CANDIDATE) and "reason" (the error or
-    drop reason, None for candidates). Readable pairs (IMAGE_DROPPED, CANDIDATE) also carry
-    image_sha256, width, height (header, after EXIF orientation), raw_text, text, words,
-    text_reason (word-count filter) and unsafe_score. Candidates carry the re-encoded JPEG
-    (`jpeg`, `jpeg_width`, `jpeg_height`, `conversions`); image-dropped pairs keep the source
-    bytes in `image` for the report's thumbnails.
-    """
+def inspect_pair(raw: dict, config) -> dict:
+    """Steps 1-4 of the module docstring, without decoding pixels: an ERROR or DROPPED_LOCALLY
+    record (final), or a CANDIDATE record still to be decoded (`image` holds the source bytes).
+    Readable records (DROPPED_LOCALLY, CANDIDATE) carry key, url, raw_text, text, words,
+    image_sha256, width, height (header, after EXIF orientation) and unsafe_score."""
     if raw.get("read_error"):
         return error_record(raw, raw["read_error"])
     if raw.get("image") is None:
@@ -66,22 +62,39 @@ def parse_pair(raw: dict, config) -> dict:
     if isinstance(header, str):
         return error_record(raw, header, raw_text)
     text = normalize_text(raw_text)
-    _, text_reason = filter_word_count(text, config.min_words, config.max_words)
     record = {
         "key": raw["key"], "url": raw.get("url", ""), "raw_text": raw_text, "text": text,
-        "words": len(unigrams(text)), "text_reason": text_reason,
-        "image_sha256": image_io.sha256_hex(image), "width": header.width,
-        "height": header.height, "unsafe_score": raw.get("unsafe_score"),
+        "words": len(unigrams(text)), "image_sha256": image_io.sha256_hex(image),
+        "width": header.width, "height": header.height, "unsafe_score": raw.get("unsafe_score"),
+        "image": image,
     }
     _, image_reason = image_filters.filter_image_size(
         header.width, header.height, config.min_image_side_px, config.max_aspect_ratio)
-    if image_reason is not None:
-        return dict(record, status=IMAGE_DROPPED, reason=image_reason, image=image)
+    _, text_reason = filter_word_count(text, config.min_words, config.max_words)
+    local_reason = image_reason or text_reason  # image reasons first (reasons.DROP_ORDER)
+    if local_reason is not None:
+        return dict(record, status=DROPPED_LOCALLY, reason=local_reason)
+    return dict(record, status=CANDIDATE, reason=None)
+
+
+def parse_pair(raw: dict, config) -> dict:
+    """Judges one raw pair (see module docstring). `config` is an options.CurationConfig.
+
+    Returns inspect_pair's record, except that a candidate is decoded and re-encoded: it carries
+    the JPEG (`jpeg`, `jpeg_width`, `jpeg_height`, `original_width`, `original_height`,
+    `conversions`) instead of the source bytes, or becomes a decoding ERROR. Locally dropped pairs
+    keep the source bytes in `image` for the report's thumbnails (only the sampled few are ever
+    decoded).
+    """
+    record = inspect_pair(raw, config)
+    if record["status"] != CANDIDATE:
+        return record
+    image = record.pop("image")
     encoded = image_io.reencode_image(image, config.stored_shorter_side_px, config.jpeg_quality,
                                       config.max_image_pixels)
     if isinstance(encoded, str):
-        return error_record(raw, encoded, raw_text)
-    return dict(record, status=CANDIDATE, reason=None, jpeg=encoded.jpeg,
+        return error_record(raw, encoded, record["raw_text"])
+    return dict(record, jpeg=encoded.jpeg,
                 jpeg_width=encoded.width, jpeg_height=encoded.height,
                 original_width=encoded.original_width, original_height=encoded.original_height,
                 conversions=list(encoded.conversions))

@@ -1,7 +1,8 @@
 """`CuratePairs`: raw pairs -> one outcome per pair (kept, or one drop reason, or one error).
 
-    raw pairs --ParsePairs--> errors | image-dropped (header size, paper 3) | candidates (re-encoded)
-    readable (light copies of image-dropped + candidates, no image bytes) --> corpus counts
+    raw pairs --ParsePairs--> errors | dropped locally (header size, own word count; paper 3; no
+        pixels decoded) | candidates (the rest, decoded and re-encoded)
+    readable (light copies of locally dropped + candidates, no image bytes) --> corpus counts
     (2b's pipeline/corpus_filters.py):
         FlagImagesWithManyAltTexts, FlagSharedAltTexts, FlagRareTokens  -> (key, reason) flags
     candidates --ScoreUnsafe--> (key, "unsafe") flags (pluggable scorer, pipeline/unsafe.py)
@@ -9,7 +10,7 @@
     candidates + all flags --CoGroupByKey by pair key--> reasons.first_reason -> kept | dropped
 
 Flags are joined by key (no side input grows with the data). Only candidates enter the join:
-header-dropped pairs already have their final reason (image reasons come first in DROP_ORDER).
+locally dropped pairs already have their final reason (local reasons come first in DROP_ORDER).
 """
 import logging
 from typing import Optional, Tuple
@@ -32,7 +33,7 @@ def judge(key, grouped):
         return  # flags of pairs that did not reach the join (errors, header-dropped)
     flags = set(grouped["flag"])
     first = candidates[0]
-    reason = reasons.first_reason([first["text_reason"], *flags])
+    reason = reasons.first_reason(flags)
     yield dict(first, status=stats.KEPT if reason is None else stats.DROPPED, reason=reason)
     for duplicate in candidates[1:]:
         yield dict(duplicate, status=stats.ERROR, reason=records.DUPLICATE_KEY)
@@ -153,11 +154,11 @@ class CuratePairs(beam.PTransform):
     def expand(self, raw_pairs):
         config = self._config
         parsed = raw_pairs | "ParsePairs" >> beam.FlatMap(_parse, config).with_outputs(
-            records.ERROR, records.IMAGE_DROPPED, records.CANDIDATE, _READABLE)
+            records.ERROR, records.DROPPED_LOCALLY, records.CANDIDATE, _READABLE)
         candidates = parsed[records.CANDIDATE]
-        header_dropped = parsed[records.IMAGE_DROPPED] | "MarkImageDropped" >> beam.Map(
+        dropped_locally = parsed[records.DROPPED_LOCALLY] | "MarkDroppedLocally" >> beam.Map(
             lambda r: dict(r, status=stats.DROPPED))
-        readable = parsed[_READABLE]  # image-dropped + candidates, light records
+        readable = parsed[_READABLE]  # locally dropped + candidates, light records
         many = (readable | "KeyToSha" >> beam.Map(lambda r: (r["key"], r["image_sha256"]))
                 | "FlagImagesWithManyAltTexts" >> corpus_filters.FlagImagesWithManyAltTexts(
                     config.max_alt_texts_per_image))
@@ -184,7 +185,7 @@ class CuratePairs(beam.PTransform):
                   | "JoinFlagsByKey" >> beam.CoGroupByKey()
                   | "JudgeCandidates" >> beam.FlatMapTuple(judge))
         kept = judged | "KeepKept" >> beam.Filter(lambda r: r["status"] == stats.KEPT)
-        every = ((parsed[records.ERROR], header_dropped, judged)
+        every = ((parsed[records.ERROR], dropped_locally, judged)
                  | "FlattenOutcomes" >> beam.Flatten())
         outcomes = every | "ToOutcome" >> beam.Map(lambda r: (r["key"], r["status"], r["reason"]))
 

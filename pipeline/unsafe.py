@@ -8,7 +8,8 @@ The paper does not say which classifier it used, so the scorer is the user's:
 - `--unsafe_score_field`: a score already in the input (e.g. LAION's `punsafe`).
 A pair is `unsafe` when its score >= `--unsafe_threshold`. With neither, no pair is scored and
 stats.json / report.html say the filter was NOT applied. Only candidates (pairs that passed the
-image-size filters and decoded) are scored: every other pair already has an earlier outcome.
+local filters, image size and word count, and decoded) are scored: every other pair already has
+its outcome (local reasons come first in reasons.DROP_ORDER), so the model never runs on them.
 """
 import io
 from typing import Any, Dict, Iterable, Optional, Sequence

@@ -30,7 +30,7 @@ SHARD_SIZE = 200
 MAX_FILE_BYTES = 30_000  # keeps the sample well under 10 MB
 SHARED_TITLES = {  # real titles repeated over many distinct images in OpenClipArt
     "Lemon SVG theme": 12,  # 12 > 10 distinct images: alt_text_shared (paper 3)
-    "Simple arrows": 12,  # 12 images, 2 words: alt_text_shared comes first in the drop order
+    "Simple arrows": 12,  # 12 images, 2 words: too_few_words (local reasons come first)
     "Clipart by Nicu Buculei - pear": 10,  # exactly 10 images: NOT shared (paper: more than 10)
 }
 NOISY_TEXT_KEYS = [  # HTML entities, mojibake and control characters as found in the titles
@@ -116,12 +116,12 @@ def expected_reasons(selected, max_images_per_alt_text=10, min_words=3, max_word
             reason = "image_too_small"
         elif long_ / short >= 3:
             reason = "aspect_ratio"
-        elif len(images_per_text[r["text"]]) > max_images_per_alt_text:
-            reason = "alt_text_shared"
-        elif r["words"] < min_words:
+        elif r["words"] < min_words:  # local reasons first (pipeline/reasons.py)
             reason = "too_few_words"
         elif r["words"] > max_words:
             reason = "too_many_words"
+        elif len(images_per_text[r["text"]]) > max_images_per_alt_text:
+            reason = "alt_text_shared"
         else:
             reason = "kept"
         out[r["key"]] = reason

@@ -41,14 +41,14 @@ def test_invalid_utf8_keeps_a_readable_raw_text_for_the_report():
 
 def test_small_truncated_image_is_dropped_from_its_header_without_decoding():
     record = parse(f.truncated(f.noisy_png(300, 150)))
-    assert (record["status"], record["reason"]) == (records.IMAGE_DROPPED, reasons.IMAGE_TOO_SMALL)
+    assert (record["status"], record["reason"]) == (records.DROPPED_LOCALLY, reasons.IMAGE_TOO_SMALL)
 
 
 @pytest.mark.parametrize("size, reason", [((200, 400), reasons.IMAGE_TOO_SMALL),
                                           ((201, 603), reasons.ASPECT_RATIO)])
 def test_image_filters_on_header_size(size, reason):
     record = parse(f.rgb(*size))
-    assert (record["status"], record["reason"]) == (records.IMAGE_DROPPED, reason)
+    assert (record["status"], record["reason"]) == (records.DROPPED_LOCALLY, reason)
     assert (record["width"], record["height"]) == size
     assert record["image"] and "jpeg" not in record
 
@@ -57,7 +57,7 @@ def test_candidate_carries_everything_downstream_needs():
     record = parse(f.rgb(1000, 500), text=b"A  red&amp;blue   bus\n")
     assert record["status"] == records.CANDIDATE and record["reason"] is None
     assert record["raw_text"] == "A  red&amp;blue   bus\n"
-    assert record["text_reason"] is None and record["words"] >= 3
+    assert record["words"] >= 3
     assert (record["jpeg_width"], record["jpeg_height"]) == (692, 346)
     assert (record["original_width"], record["original_height"]) == (1000, 500)
     assert record["image_sha256"] == image_io.sha256_hex(f.rgb(1000, 500))
@@ -72,7 +72,20 @@ def test_candidate_carries_everything_downstream_needs():
 ])
 def test_empty_whitespace_and_10kb_texts_get_word_count_reasons(text, reason):
     record = parse(f.rgb(300, 300), text=text)
-    assert record["status"] == records.CANDIDATE and record["text_reason"] == reason
+    assert (record["status"], record["reason"]) == (records.DROPPED_LOCALLY, reason)
+    assert record["image"] and "jpeg" not in record  # final reason: never decoded
+
+
+def test_image_reason_comes_before_word_count_reason():
+    record = parse(f.rgb(200, 400), text=b"two words")
+    assert (record["status"], record["reason"]) == (records.DROPPED_LOCALLY,
+                                                    reasons.IMAGE_TOO_SMALL)
+
+
+def test_truncated_image_with_too_few_words_is_dropped_without_decoding():
+    record = parse(f.truncated(f.noisy_png(300, 300)), text=b"two words")
+    assert (record["status"], record["reason"]) == (records.DROPPED_LOCALLY,
+                                                    reasons.TOO_FEW_WORDS)
 
 
 @pytest.mark.parametrize("image, conversion", [

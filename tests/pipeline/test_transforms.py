@@ -32,7 +32,7 @@ def corpus():
         ("ratio", f.rgb(201, 603, color(2)), TEXT_A, None, ("dropped", reasons.ASPECT_RATIO)),
         ("many1", same_image, TEXT_A, None, ("dropped", reasons.TOO_MANY_ALT_TEXTS)),
         ("many2", same_image, TEXT_B, None, ("dropped", reasons.TOO_MANY_ALT_TEXTS)),
-        ("many3", same_image, "two words", None, ("dropped", reasons.TOO_MANY_ALT_TEXTS)),
+        ("many3", same_image, "two words", None, ("dropped", reasons.TOO_FEW_WORDS)),  # local 1st
         ("unsafe", f.rgb(300, 300, color(3)), TEXT_B, 0.9, ("dropped", reasons.UNSAFE)),
         ("few", f.rgb(300, 300, color(4)), "two words", None, ("dropped", reasons.TOO_FEW_WORDS)),
         ("blank", f.rgb(300, 300, color(5)), " \t ", None, ("dropped", reasons.TOO_FEW_WORDS)),
@@ -78,7 +78,7 @@ def test_every_pair_gets_exactly_its_first_reason():
                     label="Conversions")
         assert_that(result["unsafe_summary"] | beam.Map(
             lambda s: (s["applied"], s["scored_pairs"], s["unscored_pairs"], s["unsafe_pairs"])),
-            equal_to([(True, 3, 18, 1)]), label="UnsafeSummary")
+            equal_to([(True, 3, 14, 1)]), label="UnsafeSummary")  # candidates only
         assert_that(result["samples"] | beam.MapTuple(lambda r, s: (r, sorted(x["key"] for x in s))),
                     equal_to(_expected_samples(expected)), label="SamplesPerReason")
 
@@ -108,9 +108,8 @@ def test_unsafe_filter_without_scorer_is_not_applied_and_extra_flags_join_by_key
 
 
 def test_duplicate_keys_are_counted_as_errors_not_lost():
-    one = {"key": "k", "image_sha256": "b", "text_reason": None}
-    two = {"key": "k", "image_sha256": "a", "text_reason": reasons.TOO_FEW_WORDS}
-    judged = list(judge("k", {"record": [one, two], "flag": []}))
+    one, two = {"key": "k", "image_sha256": "b"}, {"key": "k", "image_sha256": "a"}
+    judged = list(judge("k", {"record": [one, two], "flag": [reasons.RARE_TOKEN]}))
     assert [(j["image_sha256"], j["status"], j["reason"]) for j in judged] == [
-        ("a", "dropped", reasons.TOO_FEW_WORDS), ("b", "error", records.DUPLICATE_KEY)]
+        ("a", "dropped", reasons.RARE_TOKEN), ("b", "error", records.DUPLICATE_KEY)]
     assert list(judge("k", {"record": [], "flag": [reasons.RARE_TOKEN]})) == []
