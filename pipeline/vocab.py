@@ -105,6 +105,13 @@ def learn_wordpiece(word_counts: Dict[str, int], vocab_size: int,
     tensorflow_text's learner aims at [vocab_size * 0.95, vocab_size] but can return more when
     the counts leave no threshold in that range; the list is then cut at `vocab_size` (its order is
     reserved, single characters, then pieces by decreasing count, so the rarest pieces go).
+
+    Its binary search over piece-count thresholds runs one full learning pass per step (~20 steps
+    between lower_thresh and its upper_thresh of 1e7). When even the lowest threshold allowed
+    (`lower_thresh`, a piece must be seen that often) gives at most `vocab_size` entries, no
+    threshold can do better, so that one pass is the answer: a corpus too small to fill the
+    vocabulary (the demo, tests, samples) learns in one pass instead of ~10-20. Otherwise the
+    learner's own search runs as before.
     """
     learner = _wordpiece_learner_lib()
     if vocab_size < len(reserved_tokens):
@@ -113,6 +120,11 @@ def learn_wordpiece(word_counts: Dict[str, int], vocab_size: int,
     if not counts:
         return list(reserved_tokens)
     learn_kwargs.setdefault("max_unique_chars", alphabet_bound(vocab_size, reserved_tokens))
+    floor = learn_kwargs.get("lower_thresh", MIN_PIECE_COUNT)
+    at_floor = learner.learn(counts, vocab_size, list(reserved_tokens),
+                             **dict(learn_kwargs, lower_thresh=floor, upper_thresh=floor))
+    if len(at_floor) <= vocab_size:
+        return at_floor
     vocab = learner.learn(counts, vocab_size, list(reserved_tokens), **learn_kwargs)
     return vocab[:vocab_size]
 
