@@ -13,11 +13,13 @@
 Each returns a dict of PCollections; flags are (key, reason) with one element per flagged pair.
 Scale reasoning (1.8B pairs on Dataflow): docs/SCALE.md.
 """
+import functools
 import hashlib
 
 import apache_beam as beam
 
 from pipeline import reasons
+from pipeline.bundle_combine import PreCombineInBundle, one_per_first, sum_values
 from pipeline.histograms import HistogramCombineFn
 from pipeline.keyed_joins import HOT_GROUP_THRESHOLD, SALT_BUCKETS, FlagMembersOfFlaggedGroups
 from pipeline.token_counts import (
@@ -25,6 +27,7 @@ from pipeline.token_counts import (
     CountOfCountsFn,
     TokenCountFn,
     frequency_cutoff,
+    merge_token_counts,
     rare_token_flags,
     token_counts_of_pair,
 )
@@ -79,7 +82,7 @@ class FlagImagesWithManyAltTexts(beam.PTransform):
     def expand(self, key_sha):
         members = key_sha | "BySha" >> beam.Map(lambda ks: (ks[1], ks[0]))
         alt_texts = (members
-                     | "OnePerPair" >> beam.Map(lambda sha_key: (sha_key[0], 1))
+                     | "AltTextsInBundle" >> beam.ParDo(PreCombineInBundle(one_per_first, sum_values))
                      | "AltTextsPerImage" >> beam.CombinePerKey(sum).with_hot_key_fanout(self._fanout))
         flags = {"members": members, "sizes": alt_texts, "member_counts": alt_texts} | "FlagImages" >> _FlagLargeGroups(
             self._max, reasons.TOO_MANY_ALT_TEXTS, self._hot, self._salts, self._fanout)
@@ -105,7 +108,7 @@ class FlagSharedAltTexts(beam.PTransform):
         images = (with_id
                   | "TextImage" >> beam.Map(lambda isk: (isk[0], isk[1]))
                   | "DistinctImages" >> beam.Distinct()
-                  | "OnePerImage" >> beam.Map(lambda text_sha: (text_sha[0], 1))
+                  | "ImagesInBundle" >> beam.ParDo(PreCombineInBundle(one_per_first, sum_values))
                   | "ImagesPerAltText" >> beam.CombinePerKey(sum).with_hot_key_fanout(self._fanout))
         flags = {"members": members, "sizes": images} | "FlagTexts" >> _FlagLargeGroups(
             self._max, reasons.ALT_TEXT_SHARED, self._hot, self._salts, self._fanout)
@@ -131,8 +134,9 @@ class FlagRareTokens(beam.PTransform):
         self._fanout = hot_key_fanout
 
     def expand(self, key_text):
+        merge = functools.partial(merge_token_counts, max_keys=self._max_keys)
         counts = (key_text
-                  | "TokensOfPair" >> beam.FlatMap(token_counts_of_pair)
+                  | "TokensInBundle" >> beam.ParDo(PreCombineInBundle(token_counts_of_pair, merge))
                   | "CountTokens" >> beam.CombinePerKey(
                       TokenCountFn(self._max_keys)).with_hot_key_fanout(self._fanout))
         summary = (counts

@@ -17,7 +17,7 @@ import dataclasses
 import hashlib
 import io
 import warnings
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -82,8 +82,10 @@ class ReencodedImage:
     conversions: tuple  # names from CONVERSIONS, in the order applied
 
 
-def _open(data: bytes, max_image_pixels: int) -> Union[Image.Image, str]:
-    """Opens lazily (header only) or returns an error name."""
+def open_image(data: bytes, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+               ) -> Union[Image.Image, str]:
+    """The lazily opened image (header parsed, no pixels) or an error name from IMAGE_ERRORS;
+    pass it to header_of() and then to reencode_image(opened=...) to parse the header once."""
     if not data:
         return EMPTY_IMAGE
     try:
@@ -117,9 +119,12 @@ def _orientation(image: Image.Image) -> int:
 def inspect_image(data: bytes, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
                   ) -> Union[ImageHeader, str]:
     """Header-only facts about `data`, or an error name from IMAGE_ERRORS. Decodes no pixels."""
-    image = _open(data, max_image_pixels)
-    if isinstance(image, str):
-        return image
+    opened = open_image(data, max_image_pixels)
+    return opened if isinstance(opened, str) else header_of(opened)
+
+
+def header_of(image: Image.Image) -> ImageHeader:
+    """Header-only facts of an opened image (sizes as displayed, after the EXIF orientation)."""
     orientation = _orientation(image)
     width, height = image.size
     if orientation in _TRANSPOSED_ORIENTATIONS:
@@ -188,12 +193,14 @@ def reencode_image(
     max_shorter_side_px: int = 346,
     jpeg_quality: int = 90,
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    opened: Optional[Image.Image] = None,
 ) -> Union[ReencodedImage, str]:
     """Decodes, orients, converts to RGB, caps the shorter side and re-encodes as JPEG.
 
+    `opened`: open_image(data)'s result, if the caller has it (saves parsing the header again).
     Returns a ReencodedImage, or an error name from IMAGE_ERRORS.
     """
-    image = _open(data, max_image_pixels)
+    image = opened if opened is not None else open_image(data, max_image_pixels)
     if isinstance(image, str):
         return image
     conversions = []

@@ -47,20 +47,26 @@ def inspect_pair(raw: dict, config) -> dict:
     record (final), or a CANDIDATE record still to be decoded (`image` holds the source bytes).
     Readable records (DROPPED_LOCALLY, CANDIDATE) carry key, url, raw_text, text, words,
     image_sha256, width, height (header, after EXIF orientation) and unsafe_score."""
+    return _inspect(raw, config)[0]
+
+
+def _inspect(raw: dict, config):
+    """(inspect_pair's record, the lazily opened image of a candidate or None)."""
     if raw.get("read_error"):
-        return error_record(raw, raw["read_error"])
+        return error_record(raw, raw["read_error"]), None
     if raw.get("image") is None:
-        return error_record(raw, MISSING_IMAGE)
+        return error_record(raw, MISSING_IMAGE), None
     if raw.get("text") is None:
-        return error_record(raw, MISSING_TEXT)
+        return error_record(raw, MISSING_TEXT), None
     raw_text = _decode_text(raw["text"])
     if raw_text is None:
         return error_record(raw, INVALID_UTF8_TEXT,
-                            raw_text=bytes(raw["text"]).decode("utf-8", "replace"))
+                            raw_text=bytes(raw["text"]).decode("utf-8", "replace")), None
     image = bytes(raw["image"])
-    header = image_io.inspect_image(image, config.max_image_pixels)
-    if isinstance(header, str):
-        return error_record(raw, header, raw_text)
+    opened = image_io.open_image(image, config.max_image_pixels)
+    if isinstance(opened, str):
+        return error_record(raw, opened, raw_text), None
+    header = image_io.header_of(opened)
     text = normalize_text(raw_text)
     record = {
         "key": raw["key"], "url": raw.get("url", ""), "raw_text": raw_text, "text": text,
@@ -73,8 +79,8 @@ def inspect_pair(raw: dict, config) -> dict:
     _, text_reason = filter_word_count(text, config.min_words, config.max_words)
     local_reason = image_reason or text_reason  # image reasons first (reasons.DROP_ORDER)
     if local_reason is not None:
-        return dict(record, status=DROPPED_LOCALLY, reason=local_reason)
-    return dict(record, status=CANDIDATE, reason=None)
+        return dict(record, status=DROPPED_LOCALLY, reason=local_reason), None
+    return dict(record, status=CANDIDATE, reason=None), opened
 
 
 def parse_pair(raw: dict, config) -> dict:
@@ -86,12 +92,12 @@ def parse_pair(raw: dict, config) -> dict:
     keep the source bytes in `image` for the report's thumbnails (only the sampled few are ever
     decoded).
     """
-    record = inspect_pair(raw, config)
+    record, opened = _inspect(raw, config)
     if record["status"] != CANDIDATE:
         return record
     image = record.pop("image")
     encoded = image_io.reencode_image(image, config.stored_shorter_side_px, config.jpeg_quality,
-                                      config.max_image_pixels)
+                                      config.max_image_pixels, opened=opened)
     if isinstance(encoded, str):
         return error_record(raw, encoded, record["raw_text"])
     return dict(record, jpeg=encoded.jpeg,

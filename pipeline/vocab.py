@@ -8,6 +8,7 @@ the library behind `bert_vocab_from_dataset`) and writes vocab.txt. Words are sp
 `tensorflow_text.BertTokenizer(vocab, lower_case=True)` will split them in the trainer: its
 BasicTokenizer (lower-case, accents stripped, punctuation and CJK characters split off).
 """
+import collections
 import importlib.util
 import os
 import sys
@@ -36,7 +37,7 @@ HOT_KEY_FANOUT = 16
 
 
 class BasicTokenizeFn(beam.DoFn):
-    """Batch of texts -> words, as tensorflow_text's BERT BasicTokenizer splits them. Latin-only
+    """Batch of texts -> (word, count), words as tensorflow_text's BERT BasicTokenizer splits them. Latin-only
     texts are split in Python (pipeline/basic_words.py, same words); the TensorFlow tokenizer is
     built, once per worker, only when a batch has another text (saves the ~5 CPU-s TF import)."""
 
@@ -52,10 +53,12 @@ class BasicTokenizeFn(beam.DoFn):
         return self._tokenizer
 
     def process(self, texts: List[str]):
+        """Yields (word, occurrences in the batch): the count is pre-combined per batch."""
         if not self._lower_case:  # the fast path is for lower_case=True only
-            yield from basic_tokenize(texts, self._real_tokenizer(), fast_path=False)
+            words = basic_tokenize(texts, self._real_tokenizer(), fast_path=False)
         else:
-            yield from basic_tokenize(texts, make_tokenizer=self._real_tokenizer)
+            words = basic_tokenize(texts, make_tokenizer=self._real_tokenizer)
+        yield from collections.Counter(words).items()
 
 
 def basic_tokenize(texts: Sequence[str], tokenizer=None, make_tokenizer=None,
@@ -166,7 +169,6 @@ class BuildVocab(beam.PTransform):
         counts = (texts
                   | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=1024)
                   | "BasicTokenize" >> beam.ParDo(BasicTokenizeFn(self._lower_case))
-                  | "OnePerWord" >> beam.Map(lambda word: (word, 1))
                   | "CountWords" >> beam.CombinePerKey(sum).with_hot_key_fanout(self._fanout))
         cutoff = (counts
                   | "WordCount" >> beam.Values()

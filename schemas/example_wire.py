@@ -21,7 +21,12 @@ URL = "url"
 _LEN, _VARINT = 2, 0  # protobuf wire types
 
 
+_ONE_BYTE_VARINTS = [bytes((value,)) for value in range(0x80)]
+
+
 def _varint(value: int) -> bytes:
+    if 0 <= value < 0x80:  # tags, short lengths: most calls
+        return _ONE_BYTE_VARINTS[value]
     value &= 0xFFFFFFFFFFFFFFFF  # int64 two's complement, as protobuf encodes negatives
     out = bytearray()
     while value > 0x7F:
@@ -60,8 +65,13 @@ def serialize_example(*, image_jpeg: bytes, height: int, width: int, text: str, 
         KEY: _bytes_feature(key.encode("utf-8")),
         URL: _bytes_feature(url.encode("utf-8")),
     }
-    # Example.features = 1 -> Features.feature = 1 (map entries: key = 1, value = 2), in the order
-    # of protobuf's (upb) deterministic serialization: bytewise, a key before its own prefix.
-    entries = b"".join(_field(1, _field(1, name.encode("utf-8")) + _field(2, features[name]))
-                       for name in sorted(features, key=lambda n: n.encode("utf-8") + b"\xff"))
+    entries = b"".join(_field(1, key_field + _field(2, features[name]))
+                       for name, key_field in _MAP_KEYS)
     return _field(1, entries)
+
+
+# Example.features = 1 -> Features.feature = 1 (map entries: key = 1, value = 2), in the order of
+# protobuf's (upb) deterministic serialization: bytewise, a key before its own prefix.
+_MAP_KEYS = [(name, _field(1, name.encode("utf-8"))) for name in sorted(
+    (IMAGE_ENCODED, IMAGE_FORMAT, IMAGE_HEIGHT, IMAGE_WIDTH, ORIGINAL_HEIGHT, ORIGINAL_WIDTH,
+     IMAGE_SHA256, TEXT, RAW_TEXT, KEY, URL), key=lambda n: n.encode("utf-8") + b"\xff")]
