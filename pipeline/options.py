@@ -44,6 +44,7 @@ class CurationConfig:
     image_column: Optional[str] = None
     num_shards: int = 0  # 0: the runner picks
     report_samples_per_reason: int = 12
+    write_outcomes: bool = True  # outcomes/*.jsonl: key, status, reason of every input pair
 
 
 _HELP = {
@@ -65,6 +66,8 @@ _HELP = {
     "stored_shorter_side_px": "resize stored JPEGs so the shorter side is at most this",
     "max_image_pixels": "images announcing more pixels are decompression_bomb errors",
     "num_shards": "TFRecord shards (0: chosen by the runner)",
+    "write_outcomes": "write outcomes/outcomes-SSSSS-of-NNNNN.jsonl, one line per input pair "
+                      "({key, status, reason}), to audit any pair (--no-write_outcomes: skip)",
 }
 
 
@@ -82,8 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         kind = field.type
         if typing.get_origin(kind) is typing.Union:  # Optional[X] -> X
             kind = typing.get_args(kind)[0]
-        parser.add_argument(f"--{field.name}", type=kind, default=field.default,
-                            help=_HELP.get(field.name, "") + f" (default: {field.default})")
+        help_text = _HELP.get(field.name, "") + f" (default: {field.default})"
+        if kind is bool:
+            parser.add_argument(f"--{field.name}", action=argparse.BooleanOptionalAction,
+                                default=field.default, help=help_text)
+        else:
+            parser.add_argument(f"--{field.name}", type=kind, default=field.default, help=help_text)
     return parser
 
 

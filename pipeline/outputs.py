@@ -5,6 +5,8 @@
     DIR/stats.json                               (pipeline/stats.py; identity checked, fails loudly)
     DIR/report.html                              (2b's pipeline/report.py render_report)
     DIR/near_duplicates.jsonl                    (only with --eval_images: dedup/, appendix A)
+    DIR/outcomes/outcomes-SSSSS-of-NNNNN.jsonl   (every input pair: key, status, reason; unless
+                                                 --no-write_outcomes)
 
 Stats are assembled from PCollections (small combined values passed as side inputs to a single
 element), so they are data, the same on every runner, and written with Beam FileSystems (gs:// ok).
@@ -28,6 +30,12 @@ def near_duplicate_line(key, match) -> str:
     """One line of near_duplicates.jsonl: every training pair dropped as a near-duplicate."""
     return json.dumps({"key": key, "eval_key": match["eval_key"],
                        "cosine": round(float(match["cosine"]), 6), "method": match.get("method")})
+
+
+def outcome_line(outcome) -> str:
+    """One line of outcomes/*.jsonl: {"key", "status" (kept/dropped/error), "reason" (or null)}."""
+    key, status, reason = outcome
+    return json.dumps({"key": key, "status": status, "reason": reason}, ensure_ascii=False)
 
 
 def _build_stats(_, config, dedup_applied, input_pairs, outcome_counts, conversion_counts,
@@ -65,6 +73,12 @@ class WriteCurationOutputs(beam.PTransform):
         curated["examples"] | "WriteTFRecords" >> beam.io.WriteToTFRecord(
             FileSystems.join(out, "tfrecords", "train"), file_name_suffix=".tfrecord",
             num_shards=config.num_shards, shard_name_template="-SSSSS-of-NNNNN")
+        if config.write_outcomes:
+            (curated["outcomes"]
+             | "OutcomeLines" >> beam.Map(outcome_line)
+             | "WriteOutcomes" >> beam.io.WriteToText(
+                 FileSystems.join(out, "outcomes", "outcomes"), file_name_suffix=".jsonl",
+                 num_shards=config.num_shards, shard_name_template="-SSSSS-of-NNNNN"))
         vocab = curated["kept_texts"] | "BuildVocab" >> BuildVocab(
             vocab_size=config.vocab_size, output_path=FileSystems.join(out, "vocab.txt"),
             min_piece_count=config.vocab_min_piece_count)

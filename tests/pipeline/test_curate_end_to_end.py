@@ -73,3 +73,14 @@ def test_vocab_and_report(run):
     assert len(vocab) == stats["vocab"]["achieved"] and stats["vocab"]["requested"] == 2000
     html = open(os.path.join(out, "report.html"), encoding="utf-8").read()
     assert "NOT APPLIED" in html and "image_too_small" in html and "data:image/jpeg" in html
+
+
+def test_outcomes_give_every_pair_its_manifest_reason(run):
+    out, _ = run
+    lines = []
+    for path in sorted(glob.glob(os.path.join(out, "outcomes", "outcomes-*-of-*.jsonl"))):
+        with open(path, encoding="utf-8") as handle:
+            lines += [json.loads(line) for line in handle]
+    assert len(lines) == 329 and len({o["key"] for o in lines}) == 329
+    assert {o["key"]: o["reason"] or o["status"] for o in lines} == manifest()
+    assert {o["status"] for o in lines} == {"kept", "dropped"}

@@ -57,3 +57,10 @@ def test_paper_defaults_and_beam_flags_pass_through():
             config.top_n_tokens) == (200, 3.0, 1000, 10, 3, 20, 100_000_000)
     assert config.vocab_size == 2000 and config.unsafe_model_path is None
     assert beam_args == ["--runner=DirectRunner", "--direct_running_mode=multi_processing"]
+
+
+def test_boolean_flags_switch_both_ways():
+    base = ["--input", "x/*.tar", "--input_format", "webdataset", "--output_dir", "out"]
+    assert parse_args(base)[0].write_outcomes is True
+    assert parse_args(base + ["--no-write_outcomes"])[0].write_outcomes is False
+    assert parse_args(base + ["--write_outcomes"])[0].write_outcomes is True
