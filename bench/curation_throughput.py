@@ -144,7 +144,8 @@ def main():
     parser.add_argument("--fixed_cost_pairs", type=int, default=100,
                         help="also run on this many pairs to estimate the fixed cost (0: skip)")
     parser.add_argument("--curate_args", default="",
-                        help="extra align-curate flags, e.g. '--min_image_side_px 63 --min_words 1'")
+                        help="extra align-curate flags, "
+                             "e.g. '--min_image_side_px 63 --min_words 1'")
     args = parser.parse_args()
     curate_args = shlex.split(args.curate_args)
     warnings.simplefilter("ignore")  # Pillow's bomb warnings for the corpus's 100+ Mpx drawings

@@ -8,8 +8,9 @@ worker. Texts with any other character return None and go to the real tokenizer
 
 What BasicTokenizer does (tensorflow_text/python/ops/bert_tokenizer.py): NFKC_Casefold (ICU),
 NFD, remove \\p{Mn}, replace \\p{Cc}|\\p{Cf} by a space, split on RE2 `\\s+` (ASCII whitespace)
-and keep ASCII punctuation/symbols and \\p{P} as one-character words. In these ranges every character
-maps independently of its neighbours (no combining marks), so a per-character table is exact;
+and keep ASCII punctuation/symbols and \\p{P} as one-character words. In these ranges every
+character maps independently of its neighbours (no combining marks), so a per-character table is
+exact, except for the default-ignorable characters, which NFKC_Casefold removes (_REMOVED);
 tests/pipeline/test_basic_words.py checks it against BasicTokenizer for every character of the
 ranges, alone and between letters, and for random strings.
 """

@@ -82,7 +82,8 @@ class FlagImagesWithManyAltTexts(beam.PTransform):
     def expand(self, key_sha):
         members = key_sha | "BySha" >> beam.Map(lambda ks: (ks[1], ks[0]))
         alt_texts = (members
-                     | "AltTextsInBundle" >> beam.ParDo(PreCombineInBundle(one_per_first, sum_values))
+                     | "AltTextsInBundle" >> beam.ParDo(
+                         PreCombineInBundle(one_per_first, sum_values))
                      | "AltTextsPerImage" >> beam.CombinePerKey(sum).with_hot_key_fanout(self._fanout))
         flags = {"members": members, "sizes": alt_texts, "member_counts": alt_texts} | "FlagImages" >> _FlagLargeGroups(
             self._max, reasons.TOO_MANY_ALT_TEXTS, self._hot, self._salts, self._fanout)

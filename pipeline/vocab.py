@@ -37,9 +37,10 @@ HOT_KEY_FANOUT = 16
 
 
 class BasicTokenizeFn(beam.DoFn):
-    """Batch of texts -> (word, count), words as tensorflow_text's BERT BasicTokenizer splits them. Latin-only
-    texts are split in Python (pipeline/basic_words.py, same words); the TensorFlow tokenizer is
-    built, once per worker, only when a batch has another text (saves the ~5 CPU-s TF import)."""
+    """Batch of texts -> (word, count in the batch), words as tensorflow_text's BERT BasicTokenizer
+    splits them. Latin-only texts (and General Punctuation) are split in Python
+    (pipeline/basic_words.py, same words); the TensorFlow tokenizer is built, once per worker, only
+    when a batch has another text (saves the ~5 CPU-s TF import)."""
 
     def __init__(self, lower_case: bool = True):
         self._lower_case = lower_case

@@ -41,7 +41,8 @@ def test_invalid_utf8_keeps_a_readable_raw_text_for_the_report():
 
 def test_small_truncated_image_is_dropped_from_its_header_without_decoding():
     record = parse(f.truncated(f.noisy_png(300, 150)))
-    assert (record["status"], record["reason"]) == (records.DROPPED_LOCALLY, reasons.IMAGE_TOO_SMALL)
+    assert (record["status"], record["reason"]) == (records.DROPPED_LOCALLY,
+                                                    reasons.IMAGE_TOO_SMALL)
 
 
 @pytest.mark.parametrize("size, reason", [((200, 400), reasons.IMAGE_TOO_SMALL),
