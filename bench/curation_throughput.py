@@ -1,6 +1,6 @@
 """Benchmark: pairs/s per core of the whole curation vs the Pillow decode+resize+re-encode bound.
 
-    .venv/bin/python bench/curation_throughput.py --input '/work/real_corpus/webdataset/*.tar'
+    .venv/bin/python bench/curation_throughput.py --input '/work/real_corpus/webdataset/*.tar' --repeats 3
 
 In one run, on the same images:
 1. the *bound*: plain Pillow, one process, every image of the input decoded, converted to RGB,
@@ -30,6 +30,7 @@ import os
 import resource
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -146,6 +147,9 @@ def main():
     parser.add_argument("--curate_args", default="",
                         help="extra align-curate flags, "
                              "e.g. '--min_image_side_px 63 --min_words 1'")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run bound and pipeline this many times, interleaved; the medians "
+                             "give the ratio (this machine's CPU-s move by ~10%% between runs)")
     args = parser.parse_args()
     curate_args = shlex.split(args.curate_args)
     warnings.simplefilter("ignore")  # Pillow's bomb warnings for the corpus's 100+ Mpx drawings
@@ -155,16 +159,24 @@ def main():
                       f"--direct_num_workers={args.workers}"]
 
     images = load_images(args.input)
-    bound_cpu, bound_wall, skipped = bench_bound(images)
+    bound_cpus, cpus, walls = [], [], []
+    for repeat in range(args.repeats):
+        bound_cpu, bound_wall, skipped = bench_bound(images)
+        stats, cpu, wall = bench_pipeline(args.input, beam_args, curate_args)
+        bound_cpus.append(bound_cpu)
+        cpus.append(cpu)
+        walls.append(wall)
+        if args.repeats > 1:
+            print(f"run {repeat + 1}: bound {bound_cpu:.1f} CPU-s, pipeline {cpu:.1f} CPU-s, "
+                  f"ratio {bound_cpu / cpu:.2f}")
+    bound_cpu, cpu, wall = (statistics.median(v) for v in (bound_cpus, cpus, walls))
+    median = " (medians)" if args.repeats > 1 else ""
     bound = len(images) / bound_cpu
-    print(f"bound: Pillow decode+resize+re-encode of {len(images)} images ({skipped} refused as "
-          f"bombs/undecodable): {bound_cpu:.1f} CPU-s "
-          f"({bound_wall:.1f} s wall) -> {bound:.1f} pairs/s per core")
-
-    stats, cpu, wall = bench_pipeline(args.input, beam_args, curate_args)
+    print(f"bound{median}: Pillow decode+resize+re-encode of {len(images)} images ({skipped} "
+          f"refused as bombs/undecodable): {bound_cpu:.1f} CPU-s -> {bound:.1f} pairs/s per core")
     pairs = stats["input_pairs"]
     per_core = pairs / cpu
-    print(f"pipeline: {pairs} pairs (kept {stats['kept_pairs']}) with {args.workers} worker(s): "
+    print(f"pipeline{median}: {pairs} pairs (kept {stats['kept_pairs']}) with {args.workers} worker(s): "
           f"{cpu:.1f} CPU-s, {wall:.1f} s wall -> {per_core:.1f} pairs/s per core "
           f"(wall: {pairs / wall:.1f} pairs/s, {pairs / wall / args.workers:.1f} per worker)")
     print(f"ratio pipeline/bound (per core, CPU time): {per_core / bound:.2f}  (target >= 0.7)")
