@@ -161,7 +161,7 @@ def main():
     images = load_images(args.input)
     bound_cpus, cpus, walls = [], [], []
     for repeat in range(args.repeats):
-        bound_cpu, bound_wall, skipped = bench_bound(images)
+        bound_cpu, _, skipped = bench_bound(images)
         stats, cpu, wall = bench_pipeline(args.input, beam_args, curate_args)
         bound_cpus.append(bound_cpu)
         cpus.append(cpu)
@@ -176,8 +176,8 @@ def main():
           f"refused as bombs/undecodable): {bound_cpu:.1f} CPU-s -> {bound:.1f} pairs/s per core")
     pairs = stats["input_pairs"]
     per_core = pairs / cpu
-    print(f"pipeline{median}: {pairs} pairs (kept {stats['kept_pairs']}) with {args.workers} worker(s): "
-          f"{cpu:.1f} CPU-s, {wall:.1f} s wall -> {per_core:.1f} pairs/s per core "
+    print(f"pipeline{median}: {pairs} pairs (kept {stats['kept_pairs']}) with {args.workers} "
+          f"worker(s): {cpu:.1f} CPU-s, {wall:.1f} s wall -> {per_core:.1f} pairs/s per core "
           f"(wall: {pairs / wall:.1f} pairs/s, {pairs / wall / args.workers:.1f} per worker)")
     print(f"ratio pipeline/bound (per core, CPU time): {per_core / bound:.2f}  (target >= 0.7)")
     decoded = images_the_pipeline_decodes(args.input, curate_args)

@@ -11,7 +11,7 @@ instead of 70k occurrences on the real corpus).
 
 Memory stays bounded: the dict is emitted and cleared whenever it reaches `max_keys` entries.
 The output is a partial result, so the consumer must be a combine whose input type is its
-accumulator type and whose add_input merges (sum; token_counts.TokenCountFn). Elements are
+accumulator type and whose add_input merges (`sum`; token_counts.TokenCountFn). Elements are
 emitted at finish_bundle in the global window: for the batch, globally windowed pipelines of
 pipeline/ (a windowed pipeline would need the window kept per key).
 """
@@ -51,10 +51,6 @@ class PreCombineInBundle(beam.DoFn):
         accumulators, self._accumulators = self._accumulators, {}
         for key_accumulator in accumulators.items():
             yield GlobalWindows.windowed_value(key_accumulator)
-
-
-def sum_values(values) -> int:
-    return sum(values)
 
 
 def one_per_first(pair) -> list:

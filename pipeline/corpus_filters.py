@@ -19,7 +19,7 @@ import hashlib
 import apache_beam as beam
 
 from pipeline import reasons
-from pipeline.bundle_combine import PreCombineInBundle, one_per_first, sum_values
+from pipeline.bundle_combine import PreCombineInBundle, one_per_first
 from pipeline.histograms import HistogramCombineFn
 from pipeline.keyed_joins import HOT_GROUP_THRESHOLD, SALT_BUCKETS, FlagMembersOfFlaggedGroups
 from pipeline.token_counts import (
@@ -82,8 +82,7 @@ class FlagImagesWithManyAltTexts(beam.PTransform):
     def expand(self, key_sha):
         members = key_sha | "BySha" >> beam.Map(lambda ks: (ks[1], ks[0]))
         alt_texts = (members
-                     | "AltTextsInBundle" >> beam.ParDo(
-                         PreCombineInBundle(one_per_first, sum_values))
+                     | "AltTextsInBundle" >> beam.ParDo(PreCombineInBundle(one_per_first, sum))
                      | "AltTextsPerImage" >> beam.CombinePerKey(sum).with_hot_key_fanout(self._fanout))
         flags = {"members": members, "sizes": alt_texts, "member_counts": alt_texts} | "FlagImages" >> _FlagLargeGroups(
             self._max, reasons.TOO_MANY_ALT_TEXTS, self._hot, self._salts, self._fanout)
@@ -109,7 +108,7 @@ class FlagSharedAltTexts(beam.PTransform):
         images = (with_id
                   | "TextImage" >> beam.Map(lambda isk: (isk[0], isk[1]))
                   | "DistinctImages" >> beam.Distinct()
-                  | "ImagesInBundle" >> beam.ParDo(PreCombineInBundle(one_per_first, sum_values))
+                  | "ImagesInBundle" >> beam.ParDo(PreCombineInBundle(one_per_first, sum))
                   | "ImagesPerAltText" >> beam.CombinePerKey(sum).with_hot_key_fanout(self._fanout))
         flags = {"members": members, "sizes": images} | "FlagTexts" >> _FlagLargeGroups(
             self._max, reasons.ALT_TEXT_SHARED, self._hot, self._salts, self._fanout)

@@ -111,13 +111,13 @@ def learn_wordpiece(word_counts: Dict[str, int], vocab_size: int,
     the counts leave no threshold in that range; the list is then cut at `vocab_size` (its order is
     reserved, single characters, then pieces by decreasing count, so the rarest pieces go).
 
-    Its binary search over piece-count thresholds runs one full learning pass per step (~20 steps
-    between lower_thresh and its upper_thresh of 1e7). When even the lowest threshold allowed
-    (`lower_thresh`, a piece must be seen that often) gives at most `vocab_size` entries, no
-    threshold can do better, so that one pass is the answer: a corpus too small to fill the
-    vocabulary (the demo, tests, samples) learns in one pass instead of ~10-20. Otherwise the
-    learner's own search runs, with its threshold-independent first counting pass done once
-    (pipeline/wordpiece_learner.py: same result as the library, ~40% less time).
+    Its binary search over piece-count thresholds runs one full learning step per threshold
+    (~10-20 of them). When even the lowest threshold allowed (`lower_thresh`, a piece must be seen
+    that often) gives at most `vocab_size` entries, no threshold can do better, so that one step is
+    the answer: a corpus too small to fill the vocabulary (the demo, tests, samples) learns in one
+    step. Otherwise the learner's own search runs, with its threshold-independent first counting
+    pass done once (pipeline/wordpiece_learner.py: the library's result, 1.1-1.2x faster at
+    20k-40k words, docs/BENCHMARKS.md).
     """
     learner = _wordpiece_learner_lib()
     if vocab_size < len(reserved_tokens):
@@ -126,13 +126,9 @@ def learn_wordpiece(word_counts: Dict[str, int], vocab_size: int,
     if not counts:
         return list(reserved_tokens)
     learn_kwargs.setdefault("max_unique_chars", alphabet_bound(vocab_size, reserved_tokens))
-    floor = learn_kwargs.get("lower_thresh", MIN_PIECE_COUNT)
-    at_floor = wordpiece_learner.learn(
-        learner, counts, vocab_size, reserved_tokens,
-        **dict(learn_kwargs, lower_thresh=floor, upper_thresh=floor))
-    if len(at_floor) <= vocab_size:
-        return at_floor
-    vocab = wordpiece_learner.learn(learner, counts, vocab_size, reserved_tokens, **learn_kwargs)
+    learn_kwargs.setdefault("lower_thresh", MIN_PIECE_COUNT)
+    vocab = wordpiece_learner.learn(learner, counts, vocab_size, reserved_tokens,
+                                    try_lower_thresh_first=True, **learn_kwargs)
     return vocab[:vocab_size]
 
 

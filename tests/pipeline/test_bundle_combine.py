@@ -4,7 +4,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.bundle_combine import PreCombineInBundle, one_per_first, sum_values
+from pipeline.bundle_combine import PreCombineInBundle, one_per_first
 
 
 def words(text):
@@ -12,7 +12,7 @@ def words(text):
 
 
 def test_partial_sums_within_a_bundle_and_early_flush_at_max_keys():
-    fn = PreCombineInBundle(words, sum_values, max_keys=3)
+    fn = PreCombineInBundle(words, sum, max_keys=3)
     fn.start_bundle()
     assert list(fn.process("a b a")) == []  # 2 distinct keys held
     assert sorted(fn.process("c a")) == [("a", 3), ("b", 1), ("c", 1)]  # 3rd key: flushed
@@ -27,7 +27,7 @@ def test_counts_are_exact_after_the_combine():
     texts = ["the cat", "the dog the", "a cat"] * 50
     with TestPipeline(runner=FnApiRunner()) as p:
         counts = (p | beam.Create(texts)
-                  | beam.ParDo(PreCombineInBundle(words, sum_values, max_keys=2))
+                  | beam.ParDo(PreCombineInBundle(words, sum, max_keys=2))
                   | beam.CombinePerKey(sum))
         assert_that(counts, equal_to([("the", 150), ("cat", 100), ("dog", 50), ("a", 50)]))
 

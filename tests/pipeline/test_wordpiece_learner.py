@@ -34,3 +34,16 @@ def test_same_vocabulary_as_tensorflow_text(n_words, seed, vocab_size, kwargs):
                                    **kwargs) == expected
     assert wordpiece_learner.learn(lib, dict(counts), vocab_size, BERT_RESERVED_TOKENS,
                                    **kwargs) == expected
+
+
+@pytest.mark.parametrize("vocab_size, lower_thresh", [(2000, 10), (2000, 2), (150, 10)])
+def test_lower_threshold_first_is_one_library_step_when_it_fits(vocab_size, lower_thresh):
+    lib = _wordpiece_learner_lib()
+    counts = word_counts(1500, 7)
+    at_lower = lib.learn(counts, vocab_size, list(BERT_RESERVED_TOKENS),
+                         lower_thresh=lower_thresh, upper_thresh=lower_thresh)
+    searched = lib.learn(counts, vocab_size, list(BERT_RESERVED_TOKENS), lower_thresh=lower_thresh)
+    expected = at_lower if len(at_lower) <= vocab_size else searched
+    assert wordpiece_learner.learn(lib, counts, vocab_size, BERT_RESERVED_TOKENS,
+                                   lower_thresh=lower_thresh,
+                                   try_lower_thresh_first=True) == expected
