@@ -66,13 +66,23 @@ def run(argv: Optional[List[str]] = None) -> dict:
         return json.loads(handle.read().decode("utf-8"))
 
 
+def vocab_shortfall(vocab: dict) -> str:
+    """Appended to the summary line when the vocabulary is smaller than requested: why."""
+    limited_by = vocab.get("limited_by")
+    if limited_by in (None, "requested"):
+        return ""
+    return (f" (of {vocab.get('requested')} requested; limited by {limited_by}: "
+            f"{vocab.get('limited_by_explanation')})")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     logging.getLogger().setLevel(logging.WARNING)
     stats = run(argv if argv is not None else sys.argv[1:])
     dropped = sum(stats["dropped"].values())
     errors = sum(stats["errors"].values())
+    vocab = stats["vocab"]
     print(f"input {stats['input_pairs']} pairs -> kept {stats['kept_pairs']}, dropped {dropped}, "
-          f"errors {errors}; vocab {stats['vocab'].get('achieved')} entries")
+          f"errors {errors}; vocab {vocab.get('achieved')} entries{vocab_shortfall(vocab)}")
     if not stats["filters"]["unsafe"]["applied"]:
         print("unsafe filter: " + stats["filters"]["unsafe"]["note"])
     return 0

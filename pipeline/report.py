@@ -108,18 +108,43 @@ def _kv_table(rows) -> str:
         f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
 
+def _vocab_value(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return esc(json.dumps(value))
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, (list, dict)):
+        return f"<code>{esc(json.dumps(value, ensure_ascii=False))}</code>"
+    return esc(value)
+
+
+def _vocab_note(vocab: dict) -> str:
+    """After the achieved size: the "smaller than requested" badge and why (stats.json's
+    vocab.limited_by / limited_by_explanation, pipeline/vocab.py), or the reason it is as asked."""
+    requested, achieved = vocab.get("requested"), vocab.get("achieved")
+    limited_by, why = vocab.get("limited_by"), vocab.get("limited_by_explanation")
+    if limited_by is not None:
+        smaller = limited_by != "requested"
+    else:  # stats.json written before limited_by existed
+        smaller = (isinstance(requested, int) and isinstance(achieved, int)
+                   and achieved < 0.95 * requested)
+        if smaller and not why:
+            why = ("the WordPiece learner found fewer pieces above its frequency threshold in the "
+                   "kept texts")
+    badge = ' <span class="badge warn">smaller than requested</span>' if smaller else ""
+    if not why:
+        return badge
+    code = f"limited by <code>{esc(limited_by)}</code>: " if limited_by else ""
+    return f'{badge} <span class="muted small vocab-why">{code}{esc(why)}</span>'
+
+
 def _section_summaries(stats) -> str:
     rare = stats.get("rare_tokens", {})
     vocab = stats.get("vocab", {})
-    requested, achieved = vocab.get("requested"), vocab.get("achieved")
-    vocab_note = ""
-    if isinstance(requested, int) and isinstance(achieved, int) and achieved < 0.95 * requested:
-        vocab_note = (' <span class="badge warn">smaller than requested</span> <span class="muted '
-                      'small">the WordPiece learner found fewer pieces above its frequency threshold '
-                      'in the kept texts</span>')
     rare_rows = [(k, f"{v:,}" if isinstance(v, int) else esc(v)) for k, v in rare.items()]
-    vocab_rows = [(k, (f"{v:,}" if isinstance(v, int) else esc(v)) + (vocab_note if k == "achieved" else ""))
-                  for k, v in vocab.items()]
+    vocab_note = _vocab_note(vocab)
+    vocab_rows = [(k, _vocab_value(v) + (vocab_note if k == "achieved" else ""))
+                  for k, v in vocab.items() if k != "limited_by_explanation"]
     conv = stats.get("conversions", {})
     conv_rows = [(k, f"{v:,}") for k, v in conv.items() if v] or [("none", "0")]
     return ('<section id="summaries"><h2>Corpus counts, vocabulary, image conversions</h2>'

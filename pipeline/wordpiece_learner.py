@@ -86,14 +86,23 @@ def learn(lib, word_counts, vocab_size: int, reserved_tokens: Sequence[str],
           num_iterations: int = 4, max_input_tokens: Optional[int] = int(5e6),
           max_token_length: int = 50, max_unique_chars: int = 1000, slack_ratio: float = 0.05,
           include_joiner_token: bool = True, joiner: str = "##",
-          try_lower_thresh_first: bool = False) -> List[str]:
+          try_lower_thresh_first: bool = False, trace: Optional[dict] = None) -> List[str]:
     """Same arguments and result as the library's learn(); `lib` is that module.
 
     `try_lower_thresh_first`: before the search, learn at the threshold the library's learn() with
     upper_thresh = lower_thresh would use (lower_thresh itself, unless every word is rarer or
     more frequent than it) and return that vocabulary if it has at most `vocab_size` entries: no
     threshold the search allows gives more pieces, and a corpus too small to fill the vocabulary
-    then learns in one step instead of ~10-20. The first counting pass serves both."""
+    then learns in one step instead of ~10-20. The first counting pass serves both.
+
+    `trace`: a dict filled in place with how the result was found (the result is unchanged):
+    `search_lower` / `search_upper` (the library's clipped search bounds), `first_try` (or None),
+    `slack_ratio`, `max_unique_chars`, `characters_seen` (in the words, before that bound),
+    `words_outside_alphabet` (words with a character outside the bound: not learned from),
+    `words_learned_from` (after the length / reserved / alphabet / max_input_tokens filters),
+    `alphabet` (distinct characters of those words), `rarest_word_count` (the lowest count among
+    them, None without words), `steps` ([threshold, vocabulary size] per learning step, in
+    order) and `final_threshold` (the threshold of the returned vocabulary)."""
     if isinstance(word_counts, dict):
         word_counts = word_counts.items()
     params = lib.Params(upper_thresh, lower_thresh, num_iterations, max_input_tokens,
@@ -103,22 +112,36 @@ def learn(lib, word_counts, vocab_size: int, reserved_tokens: Sequence[str],
     all_counts = lib.get_input_words(word_counts, params.reserved_tokens, params.max_token_length)
     allowed_chars = lib.get_allowed_chars(all_counts, params.max_unique_chars)
     counts = lib.filter_input_words(all_counts, allowed_chars, params.max_input_tokens)
+    trace = {} if trace is None else trace
+    trace.update(search_lower=lower, search_upper=upper, first_try=None, steps=[],
+                 slack_ratio=params.slack_ratio,
+                 words_learned_from=len(counts), alphabet=len(lib.extract_char_tokens(counts)),
+                 characters_seen=len(lib.extract_char_tokens(all_counts)),
+                 max_unique_chars=params.max_unique_chars,
+                 words_outside_alphabet=sum(1 for word, _ in all_counts
+                                            if not allowed_chars.issuperset(word)),
+                 rarest_word_count=min((n for _, n in counts), default=None))
     first_try = None
     if try_lower_thresh_first:
         first_try = sum(lib.get_search_threshs(word_counts, params.lower_thresh,
                                                params.lower_thresh)) // 2
+        trace["first_try"] = first_try
     # Every threshold tried is >= min(lower, upper) - 1 (or first_try), so rarer pieces can never
     # be selected.
     floor = min(lower, upper, first_try if first_try is not None else upper) - 1
     first_pass = [(token, n) for token, n in counting_pass(lib, counts, None, params) if n >= floor]
     if first_try is not None:
         vocab = learn_with_thresh(lib, counts, first_try, params, first_pass)
+        trace["steps"].append([first_try, len(vocab)])
         if len(vocab) <= params.vocab_size:
+            trace["final_threshold"] = first_try
             return vocab
     slack_count = max(0, params.slack_ratio * params.vocab_size)
     while True:  # the library's learn_binary_search, as a loop
         thresh = (upper + lower) // 2
         vocab = learn_with_thresh(lib, counts, thresh, params, first_pass)
+        trace["steps"].append([thresh, len(vocab)])
+        trace["final_threshold"] = thresh
         within_slack = (len(vocab) <= params.vocab_size
                         and params.vocab_size - len(vocab) <= slack_count)
         if within_slack or lower >= upper or thresh <= 1:

@@ -19,6 +19,10 @@ class ImageTowerConfig:
     projection_dim: Optional[int] = None  # paper: none on the image side (pooled features are the embedding)
     drop_connect_rate: float = 0.2  # stochastic depth of EfficientNet's blocks (Tan & Le 2019 default)
     sync_batch_norm: bool = False  # batch statistics over all replicas (exact multi-replica equivalence)
+    # Moving-average momentum of every BatchNorm's inference statistics. 0.99 is EfficientNet's
+    # (Tan & Le 2019, keras.applications); statistics then average over the last ~100 steps of
+    # changing weights, too slow for runs of a few hundred steps (docs/TRAINING.md, "BatchNorm").
+    batch_norm_momentum: float = 0.99
 
 
 @dataclasses.dataclass
@@ -30,6 +34,10 @@ class TextTowerConfig:
     intermediate_dim: Optional[int] = None
     max_tokens: int = 64  # paper 4.1: at most 64 tokens, [CLS] first
     dropout_rate: float = 0.1
+    # "cls": the [CLS] position of the last layer (paper 4.1). "mean": the mean over the caption's
+    # non-padding positions; a small-scale departure: a BERT trained from scratch barely moves its
+    # [CLS] output in a few hundred steps (docs/TRAINING.md, "Why the trainer learned slowly").
+    pooling: str = "cls"
 
 
 @dataclasses.dataclass
@@ -41,6 +49,10 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class OptimConfig:
+    # "lamb": the paper's (4.1). "adamw": decoupled weight decay Adam (Loshchilov & Hutter 2019),
+    # CLIP's and open_clip's optimizer; same excluded variables (no decay on the temperature,
+    # biases and normalization parameters).
+    optimizer: str = "lamb"
     peak_learning_rate: float = 1e-3  # paper 4.1
     warmup_steps: int = 10_000  # paper 4.1: linear warm-up ...
     total_steps: int = 1_200_000  # ... then linear decay to zero at the last step
@@ -63,4 +75,8 @@ class TrainConfig:
     checkpoint_every_steps: int = 1_000
     keep_checkpoints: int = 3
     log_every_steps: int = 100
+    # Precise BatchNorm statistics (trainer/batch_norm_stats.py): training batches whose statistics
+    # replace the moving averages before each in-loop evaluation and the final checkpoint/export.
+    batch_norm_recalibration_batches: int = 20
+    eval_every_steps: int = 0  # in-loop held-out evaluation (--eval_data); 0: only at the last step
     seed: int = 0

@@ -105,7 +105,19 @@ def build_efficientnet_trunk(image_cfg, name: str = "efficientnet") -> keras.Mod
     trunk = keras.Model(full.input, last_block_output, name=name)
     if image_cfg.sync_batch_norm:
         trunk = _synchronize_batch_norm(trunk)
+    set_batch_norm_momentum(trunk, image_cfg.batch_norm_momentum)
     return trunk
+
+
+def set_batch_norm_momentum(model: keras.Model, momentum: float) -> int:
+    """Sets the moving-statistics momentum of every BatchNormalization in `model` (keras reads it at
+    each call); returns how many layers were set."""
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"batch_norm_momentum must be in [0, 1), got {momentum}")
+    layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    for layer in layers:
+        layer.momentum = momentum
+    return len(layers)
 
 
 def build_image_tower(image_cfg, name: str = "image_tower") -> keras.Model:

@@ -146,7 +146,7 @@ def _records(files: List[str], input_context, cfg: TrainConfig, training: bool,
 
 
 def _build(input_context, data_glob: str, vocab_path: str, cfg: TrainConfig, training: bool,
-           seed: int, drop_remainder: bool) -> tf.data.Dataset:
+           seed: int, drop_remainder: bool, with_image_ids: bool = False) -> tf.data.Dataset:
     files = list_shards(data_glob)
     batch_size = _per_replica_batch(input_context, cfg.global_batch_size)
     tokenizer = make_text_tokenizer(vocab_path, cfg.model.text.max_tokens)
@@ -156,15 +156,25 @@ def _build(input_context, data_glob: str, vocab_path: str, cfg: TrainConfig, tra
 
     def decode(serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
         features = example_schema.parse_example(serialized)
-        image = preprocess_image_bytes(features[example_schema.IMAGE_ENCODED], cfg, training)
-        return {"image": image, "text": features[example_schema.TEXT]}
+        encoded = features[example_schema.IMAGE_ENCODED]
+        image = preprocess_image_bytes(encoded, cfg, training)
+        decoded = {"image": image, "text": features[example_schema.TEXT]}
+        if with_image_ids:  # pairs that share an image share its id (the stored SHA-256)
+            sha = features[example_schema.IMAGE_SHA256]
+            fingerprint = tf.strings.as_string(  # records written without a SHA-256
+                tf.strings.to_hash_bucket_strong(encoded, 2 ** 63 - 1, [0x414C, 0x49474E]))
+            decoded["image_id"] = tf.where(tf.strings.length(sha) > 0, sha, fingerprint)
+        return decoded
 
     def tokenize(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         token_ids, padding_mask = tokenizer(batch["text"])
         if drop_remainder:  # the tokenizer's signature has a dynamic batch; restore the static one
             token_ids = tf.ensure_shape(token_ids, [batch_size, None])
             padding_mask = tf.ensure_shape(padding_mask, [batch_size, None])
-        return {"image": batch["image"], "token_ids": token_ids, "padding_mask": padding_mask}
+        out = {"image": batch["image"], "token_ids": token_ids, "padding_mask": padding_mask}
+        if with_image_ids:
+            out["image_id"] = batch["image_id"]
+        return out
 
     ds = ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=not training)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
@@ -185,7 +195,10 @@ def build_train_dataset(input_context: Optional[tf.distribute.InputContext], dat
 
 
 def build_eval_dataset(input_context: Optional[tf.distribute.InputContext], data_glob: str,
-                       vocab_path: str, cfg: TrainConfig,
-                       drop_remainder: bool = True) -> tf.data.Dataset:
-    """One deterministic pass, file order, central crops; drop_remainder=False keeps the tail."""
-    return _build(input_context, data_glob, vocab_path, cfg, False, cfg.seed, drop_remainder)
+                       vocab_path: str, cfg: TrainConfig, drop_remainder: bool = True,
+                       with_image_ids: bool = False) -> tf.data.Dataset:
+    """One deterministic pass, file order, central crops; drop_remainder=False keeps the tail.
+    with_image_ids adds "image_id" (tf.string [B]): the stored image SHA-256, so that pairs
+    sharing an image are one retrieval target (as `align-eval retrieval` counts them)."""
+    return _build(input_context, data_glob, vocab_path, cfg, False, cfg.seed, drop_remainder,
+                  with_image_ids)

@@ -3,7 +3,22 @@ after a linear warm-up of 10k steps, then linear decay to zero at the last step.
 import keras
 import tensorflow as tf
 
-from trainer.lamb import Lamb
+from trainer.lamb import Lamb, is_excluded_from_adaptation
+
+OPTIMIZERS = ("lamb", "adamw")
+
+
+class AdamW(keras.optimizers.AdamW):
+    """keras' AdamW whose gradients the train step has already summed over replicas (see Lamb)."""
+
+    def __init__(self, *args, sum_gradients_across_replicas=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sum_gradients_across_replicas = sum_gradients_across_replicas
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):  # TF backend hook (keras 3)
+        if self.sum_gradients_across_replicas:
+            return super()._all_reduce_sum_gradients(grads_and_vars)
+        return list(grads_and_vars)
 
 
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -38,12 +53,28 @@ def learning_rate_schedule(optim_cfg) -> WarmupLinearDecay:
     return WarmupLinearDecay(optim_cfg.peak_learning_rate, optim_cfg.warmup_steps, optim_cfg.total_steps)
 
 
-def build_optimizer(optim_cfg, model) -> Lamb:
-    """The paper's LAMB over model.trainable_variables, slots created now.
+def build_optimizer(optim_cfg, model):
+    """The paper's LAMB (or AdamW, optim_cfg.optimizer) over model.trainable_variables, slots
+    created now.
 
     Call under `strategy.scope()` (the optimizer's slots must be mirrored like the model's
     variables). Gradients are summed over replicas by trainer.train_step, not by the optimizer.
     """
+    if optim_cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optim_cfg.optimizer!r}; choose one of {OPTIMIZERS}")
+    if optim_cfg.optimizer == "adamw":
+        optimizer = AdamW(
+            learning_rate=learning_rate_schedule(optim_cfg),
+            weight_decay=optim_cfg.weight_decay,
+            beta_1=optim_cfg.beta_1,
+            beta_2=optim_cfg.beta_2,
+            epsilon=optim_cfg.epsilon,
+            sum_gradients_across_replicas=False,
+        )
+        optimizer.exclude_from_weight_decay(
+            var_list=[v for v in model.trainable_variables if is_excluded_from_adaptation(v)])
+        optimizer.build(model.trainable_variables)
+        return optimizer
     optimizer = Lamb(
         learning_rate=learning_rate_schedule(optim_cfg),
         weight_decay_rate=optim_cfg.weight_decay,

@@ -1,4 +1,5 @@
-"""BERT text encoder from scratch (paper 4.1): keras_hub's BertBackbone, [CLS] output.
+"""BERT text encoder from scratch (paper 4.1): keras_hub's BertBackbone, [CLS] output (or, in
+small-scale configs, the mean over the caption's tokens: TextTowerConfig.pooling).
 
 Sizes follow Turc et al. 2019 ("Well-Read Students Learn Better"): layers L, hidden H, H/64 heads,
 4H feed-forward. The encoder returns the [CLS] position of the last layer's sequence output; the
@@ -31,6 +32,22 @@ class ClsToken(keras.layers.Layer):
         return keras.ops.cast(sequence[:, 0, :], "float32")
 
 
+class MaskedMeanPool(keras.layers.Layer):
+    """([B, L, H], bool mask [B, L]) -> [B, H]: the mean over the non-padding positions, float32."""
+
+    def __init__(self, **kwargs):
+        kwargs.pop("dtype", None)
+        super().__init__(dtype="float32", **kwargs)
+
+    def call(self, sequence, padding_mask):
+        mask = keras.ops.expand_dims(keras.ops.cast(padding_mask, "float32"), -1)
+        total = keras.ops.sum(keras.ops.cast(sequence, "float32") * mask, axis=1)
+        return total / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+
+
+POOLINGS = ("cls", "mean")
+
+
 def bert_dims(text_cfg) -> dict:
     """Layer count and widths of the configured BERT size, with the config's overrides applied."""
     if text_cfg.size not in BERT_SIZES:
@@ -47,8 +64,11 @@ def bert_dims(text_cfg) -> dict:
 
 
 def build_text_encoder(text_cfg, vocab_size: int, name: str = "text_encoder") -> keras.Model:
-    """{"token_ids": int32 [B, L], "padding_mask": bool [B, L]} -> [CLS] features [B, H] (float32)."""
+    """{"token_ids": int32 [B, L], "padding_mask": bool [B, L]} -> pooled features [B, H] (float32):
+    the [CLS] position, or the masked mean with pooling="mean"."""
     dims = bert_dims(text_cfg)
+    if text_cfg.pooling not in POOLINGS:
+        raise ValueError(f"unknown text pooling {text_cfg.pooling!r}; choose one of {POOLINGS}")
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=vocab_size,
         dropout=text_cfg.dropout_rate,
@@ -66,5 +86,8 @@ def build_text_encoder(text_cfg, vocab_size: int, name: str = "text_encoder") ->
         "segment_ids": keras.ops.zeros_like(token_ids),
         "padding_mask": keras.ops.cast(padding_mask, "int32"),
     })
-    cls = ClsToken(name="cls_token")(sequence)
-    return keras.Model({"token_ids": token_ids, "padding_mask": padding_mask}, cls, name=name)
+    if text_cfg.pooling == "mean":
+        pooled = MaskedMeanPool(name="masked_mean_pool")(sequence, padding_mask)
+    else:
+        pooled = ClsToken(name="cls_token")(sequence)
+    return keras.Model({"token_ids": token_ids, "padding_mask": padding_mask}, pooled, name=name)

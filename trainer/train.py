@@ -2,7 +2,7 @@
 
     align-train --config tiny_cpu --data 'OUT/tfrecords/train-*.tfrecord' --vocab OUT/vocab.txt \
         --workdir /tmp/align_tiny [--steps N] [--global_batch_size B] [--strategy auto|tpu|multi_worker|mirrored|one_device] \
-        [--tpu NAME] [--set optim.peak_learning_rate=5e-4 --set model.image.crop_px=96 ...]
+        [--tpu NAME] [--eval_data 'HELDOUT/*.tfrecord' --eval_every_steps N] [--set optim.peak_learning_rate=5e-4 --set model.image.crop_px=96 ...]
 
 Re-running the same command continues from the latest checkpoint in --workdir. The configs are in
 trainer/configs/ (tiny_cpu, b3_bert_mini, b7_bert_base, l2_bert_large); docs/TRAINING.md explains
@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixed_precision", choices=("auto", "float32", "bfloat16"), default=None)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field, e.g. optim.warmup_steps=500 (repeatable)")
+    p.add_argument("--eval_data", default=None,
+                   help="glob of held-out TFRecords scored during training (recall, loss, embedding "
+                        "health; trainer/in_loop_eval.py)")
+    p.add_argument("--eval_every_steps", type=int, default=None,
+                   help="evaluate --eval_data every N steps (default: the config's; 0: only at the end)")
     p.add_argument("--no_export", action="store_true", help="skip the SavedModel export at the end")
     return p
 
@@ -49,6 +54,8 @@ def resolve_config(args: argparse.Namespace):
         cfg.global_batch_size = args.global_batch_size
     if args.mixed_precision is not None:
         cfg.mixed_precision = args.mixed_precision
+    if getattr(args, "eval_every_steps", None) is not None:
+        cfg.eval_every_steps = args.eval_every_steps
     apply_overrides(cfg, args.set)
     optim = cfg.optim
     if optim.warmup_steps >= optim.total_steps:
@@ -66,7 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from trainer import train_loop  # noqa: late import: --help stays fast
     train_loop.train(cfg, data_glob=args.data, vocab_path=args.vocab, workdir=args.workdir,
                      config_name=args.config, strategy_kind=args.strategy, tpu=args.tpu,
-                     export=not args.no_export,
+                     export=not args.no_export, eval_data_glob=args.eval_data,
                      print_fn=lambda line: print(line, flush=True))
     return 0
 

@@ -208,9 +208,11 @@ class _Window:
 def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
           config_name: str = "custom", strategy_kind: str = "auto", tpu: Optional[str] = None,
           export: bool = True, components: Optional[Components] = None,
-          print_fn: Callable[[str], None] = print) -> Dict[str, float]:
+          print_fn: Callable[[str], None] = print,
+          eval_data_glob: Optional[str] = None) -> Dict[str, float]:
     """Trains to cfg.optim.total_steps, resuming from WORKDIR's latest checkpoint; returns the
-    last logged metrics plus "step"."""
+    last logged metrics plus "step" (and "eval": the last in-loop evaluation, with eval_data_glob:
+    every cfg.eval_every_steps steps and at the last step, see trainer/in_loop_eval.py)."""
     components = components or default_components()
     strategy = components.build_strategy(strategy_kind, tpu)
     components.set_precision_policy(strategy, cfg.mixed_precision)
@@ -243,10 +245,19 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
     step_fn = components.make_train_step(model, optimizer, strategy, cfg)
     writer = tf.summary.create_file_writer(_worker_dir(workdir, strategy, "tensorboard"))
     preemption = _preemption_handler(strategy, manager)
+    recalibrate = _batch_norm_recalibration(model, strategy, iterator, cfg, print_fn)
+    evaluator = None
+    if eval_data_glob:
+        from trainer.in_loop_eval import InLoopEvaluator  # noqa: late import
+        evaluator = InLoopEvaluator(eval_data_glob, vocab_path, cfg)
     last: Dict[str, float] = {}
+    last_eval: Optional[dict] = None
     window, run_start, step = _Window(), time.perf_counter(), start_step
 
     with _StopRequest() as stop, writer.as_default():
+        if evaluator and cfg.eval_every_steps and start_step == 0:  # the initial model's health
+            recalibrate()
+            last_eval = _evaluate(evaluator, model, strategy, 0, print_fn)
         while step < total_steps:
             called_at = time.time()
             metrics = _run_step(step_fn, iterator, preemption, step + 1)
@@ -260,6 +271,12 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
                 window.add(metrics, data_s, total_s - (data_s if clock else 0.0))
             if window.count and (step % cfg.log_every_steps == 0 or step == total_steps):
                 last = window.log(step, total_steps, cfg.global_batch_size, print_fn)
+            if evaluator and ((cfg.eval_every_steps and step % cfg.eval_every_steps == 0)
+                              or step == total_steps):
+                recalibrate()
+                last_eval = _evaluate(evaluator, model, strategy, step, print_fn)
+            elif step == total_steps:
+                recalibrate()  # before the final checkpoint, which the export is made from
             if step % cfg.checkpoint_every_steps == 0:
                 manager.save(checkpoint_number=step)
             if stop.requested:
@@ -277,7 +294,38 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
                                           export_dir=export_dir, config_name=config_name,
                                           build_dual_encoder=components.build_dual_encoder)
         print_fn(f"exported SavedModel to {export_dir}")
-    return dict(last, step=step)
+    return dict(last, step=step, **({"eval": last_eval} if last_eval else {}))
+
+
+def _batch_norm_recalibration(model, strategy, iterator, cfg, print_fn) -> Callable[[], None]:
+    """recalibrate(): precise BatchNorm statistics from cfg.batch_norm_recalibration_batches
+    training batches (trainer/batch_norm_stats.py); a no-op for models without BatchNorm."""
+    batches = cfg.batch_norm_recalibration_batches
+    image_tower = getattr(model, "image_tower", None)
+    if batches <= 0 or image_tower is None:
+        return lambda: None
+    from trainer.batch_norm_stats import BatchNormRecalibrator  # noqa: late import
+    recalibrator = BatchNormRecalibrator(image_tower, strategy)
+
+    def recalibrate():
+        started = time.perf_counter()
+        layers = recalibrator.recalibrate(iterator, batches)
+        if layers:
+            print_fn(f"BatchNorm statistics of {layers} layers recomputed from {batches} training "
+                     f"batches ({time.perf_counter() - started:.1f} s)")
+    return recalibrate
+
+
+def _evaluate(evaluator, model, strategy, step: int, print_fn) -> dict:
+    """One in-loop evaluation: TensorBoard scalars under eval/, the progress line, the result."""
+    from trainer.in_loop_eval import flat_metrics, format_eval  # noqa: late import
+    started = time.perf_counter()
+    result = evaluator.evaluate(model, strategy)
+    result["step"], result["seconds"] = step, time.perf_counter() - started
+    for name, value in flat_metrics(result).items():
+        write_scalar(f"eval/{name}", value, step)
+    print_fn(format_eval(step, result) + f" | {result['seconds']:.1f} s")
+    return result
 
 
 def _write_run_config(workdir, cfg, config_name, data_glob, vocab_path) -> None:

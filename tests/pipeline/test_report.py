@@ -139,3 +139,41 @@ def test_make_thumbnail_refuses_decompression_bombs():
     big = io.BytesIO()
     Image.new("1", (10_000, 6_000)).save(big, format="PNG")  # 60 Mpx > 50 Mpx cap, tiny file
     assert make_thumbnail(big.getvalue()) is None
+
+
+def _vocab_cell(page):
+    return re.search(r"<th>achieved</th><td>(.*?)</td>", page).group(1)
+
+
+def test_vocab_smaller_than_requested_shows_why_next_to_the_badge():
+    why = "every word piece seen at least 10 times fits in 580 entries <b>&</b>"
+    vocab = {"requested": 8000, "achieved": 580, "limited_by": "min_piece_count",
+             "limited_by_explanation": why, "min_piece_count": 10, "words_counted": 3732,
+             "words_at_min_piece_count": 282, "search_steps": [[10, 580]], "final_threshold": 10}
+    page = render_report(_stats(vocab=vocab), {})
+    cell = _vocab_cell(page)
+    assert cell.startswith('580 <span class="badge warn">smaller than requested</span>')
+    assert ('<span class="muted small vocab-why">limited by <code>min_piece_count</code>: every '
+            'word piece seen at least 10 times fits in 580 entries &lt;b&gt;&amp;&lt;/b&gt;'
+            '</span>') in cell
+    assert "<b>&</b>" not in page
+    assert "<th>limited_by</th><td>min_piece_count</td>" in page
+    assert "<th>words_at_min_piece_count</th><td>282</td>" in page
+    assert "<th>search_steps</th><td><code>[[10, 580]]</code></td>" in page
+    assert "<th>limited_by_explanation</th>" not in page  # shown once, next to the size
+
+
+def test_vocab_that_meets_the_request_has_no_badge():
+    vocab = {"requested": 40, "achieved": 40, "limited_by": "requested",
+             "limited_by_explanation": "every word piece seen at least 47 times fits in 40 "
+                                       "entries, within 5% of the 40 requested"}
+    cell = _vocab_cell(render_report(_stats(vocab=vocab), {}))
+    assert "badge" not in cell and "limited by <code>requested</code>: every word piece" in cell
+
+
+def test_vocab_without_limited_by_keeps_the_generic_badge():  # stats.json of older runs
+    cell = _vocab_cell(render_report(_stats(), {}))  # 110 of 2000
+    assert '<span class="badge warn">smaller than requested</span>' in cell
+    assert "fewer pieces above its frequency threshold" in cell
+    cell = _vocab_cell(render_report(_stats(vocab={"requested": 100, "achieved": 99}), {}))
+    assert cell == "99"

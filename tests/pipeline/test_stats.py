@@ -64,3 +64,14 @@ def test_boolean_flags_switch_both_ways():
     assert parse_args(base)[0].write_outcomes is True
     assert parse_args(base + ["--no-write_outcomes"])[0].write_outcomes is False
     assert parse_args(base + ["--write_outcomes"])[0].write_outcomes is True
+
+
+def test_vocab_section_is_kept_as_given():
+    vocab = {"requested": 8000, "achieved": 580, "limited_by": "min_piece_count",
+             "limited_by_explanation": "every word piece seen at least 10 times fits in 580 "
+                                       "entries", "search_steps": [[10, 580]]}
+    result = stats.build_stats(
+        config=CurationConfig(), input_pairs=1, outcome_counts=[(("kept", None), 1)],
+        conversion_counts=[], unsafe_summary=UNSAFE, rare_summary=RARE, vocab=vocab,
+        histograms={}, dedup_applied=False)
+    assert json.loads(stats.to_json(result))["vocab"] == vocab

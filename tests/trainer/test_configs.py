@@ -7,13 +7,32 @@ from trainer import configs, train
 from trainer.config_overrides import apply_override, config_from_dict
 
 
+SMALL_SCALE = ("tiny_cpu", "b0_parity_cpu")  # labelled departures, measured in docs/TRAINING.md
+
+
 def test_every_config_builds_and_states_its_command():
     for name in configs.available():
         cfg = configs.get(name)
         module = __import__(f"trainer.configs.{name}", fromlist=["get_config"])
         assert f"align-train --config {name}" in module.__doc__
         assert cfg.optim.total_steps > cfg.optim.warmup_steps
+        assert cfg.batch_norm_recalibration_batches > 0  # precise BN statistics: every config
+        if name in SMALL_SCALE:
+            assert "SMALL-SCALE" in module.__doc__ and "departure" in module.__doc__.lower()
+            continue
+        # The paper's recipe (4.1): [CLS], temperature 1.0, label smoothing 0.1, LAMB, dropout.
         assert cfg.label_smoothing == 0.1 and cfg.model.temperature_init == 1.0
+        assert cfg.model.text.pooling == "cls" and cfg.optim.optimizer == "lamb"
+        assert cfg.model.text.dropout_rate == 0.1 and cfg.model.image.drop_connect_rate == 0.2
+        assert cfg.model.image.batch_norm_momentum == 0.99
+
+
+def test_parity_config_is_the_benchmarks_shape():
+    cfg = configs.get("b0_parity_cpu")
+    image, text = cfg.model.image, cfg.model.text
+    assert (image.variant, image.width_coefficient, image.depth_coefficient) == ("B0", None, None)
+    assert (image.crop_px, image.projection_dim, text.size, text.max_tokens) == (64, 128, "tiny", 32)
+    assert (cfg.global_batch_size, cfg.optim.total_steps) == (64, 370)
 
 
 def test_l2_bert_large_is_the_papers_setup():
@@ -24,6 +43,18 @@ def test_l2_bert_large_is_the_papers_setup():
     assert (cfg.model.image.resize_px, cfg.model.image.crop_px, cfg.model.text.max_tokens) == (
         346, 289, 64)
     assert cfg.model.image.variant == "L2" and cfg.model.text.size == "large"
+
+
+def test_l2_bert_large_embeds_the_pooled_l2_features_without_projection():
+    from trainer.image_tower import image_feature_dim, last_block_channels
+
+    # Paper 4.1: no image projection (global pooling of L2's last block); the text side is projected
+    # to match. Computed from the coefficients, without building the network.
+    image = configs.get("l2_bert_large").model.image
+    assert image.projection_dim is None
+    assert (image.width_coefficient, image.depth_coefficient) == (4.3, 5.3)
+    assert last_block_channels(4.3) == 1376
+    assert image_feature_dim(image) == 1376
 
 
 def test_unknown_config_is_rejected():

@@ -16,6 +16,14 @@ def test_schedule_warms_up_linearly_then_decays_to_zero():
         assert float(schedule(step)) == pytest.approx(lr, rel=1e-5, abs=1e-12), step
 
 
+def test_schedule_without_warmup_starts_at_the_peak():
+    # Fine-tuning (paper 5.1): 1e-5 with linear decay, no warm-up.
+    schedule = WarmupLinearDecay(peak_learning_rate=1e-5, warmup_steps=0, total_steps=3000)
+    want = {0: 1e-5, 1: 1e-5 * 2999 / 3000, 1500: 5e-6, 2999: 1e-5 / 3000, 3000: 0.0, 4000: 0.0}
+    for step, lr in want.items():
+        assert float(schedule(step)) == pytest.approx(lr, rel=1e-5, abs=1e-12), step
+
+
 def test_paper_schedule_from_config_defaults():
     schedule = learning_rate_schedule(OptimConfig())  # paper 4.1: 1e-3 after 10k steps, 0 at 1.2M
     assert float(schedule(9_999)) == pytest.approx(1e-3)

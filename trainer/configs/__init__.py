@@ -8,7 +8,7 @@ from typing import List
 
 from trainer.config import TrainConfig
 
-NAMES = ("tiny_cpu", "b3_bert_mini", "b7_bert_base", "l2_bert_large")
+NAMES = ("tiny_cpu", "b0_parity_cpu", "b3_bert_mini", "b7_bert_base", "l2_bert_large")
 
 
 def available() -> List[str]:

@@ -1,11 +1,15 @@
 """l2_bert_large: the paper's model, EfficientNet-L2 + BERT-large (paper 4.1 and 5).
 
 Paper 4.1: EfficientNet-L2 image tower with global pooling (no 1x1 conv in the classification
-head), BERT-large [CLS] embedding, both at 640 dimensions (paper 6.1: L2's pooled features go
-through a linear layer to 640; BERT's [CLS] through another). 346 px images, random 289 px
-crops and flips, at most 64 tokens, temperature initialised at 1.0, label smoothing 0.1, LAMB with
-weight decay 1e-5, peak learning rate 1e-3 after 10k linear warm-up steps then linear decay to zero,
-batch 16384 (1024 TPUv3 cores, 16 pairs per core) for 1.2M steps (~11 passes over 1.8B pairs).
+head) and no image projection: the embedding is L2's globally pooled last-block feature, 1376
+dimensions (round_filters(320, 4.3), trainer/image_tower.py). BERT-large's [CLS] output goes
+through "a fully-connected layer with linear activation on top of BERT encoder to match the
+dimension from the image tower" (paper 4.1), i.e. linearly to 1376. (Only the backbone ablation of
+paper 6.1 adds a linear layer on L2's pooled features, to compare at B7's 640; this is the full
+model, not that ablation.) 346 px images, random 289 px crops and flips, at most 64 tokens,
+temperature initialised at 1.0, label smoothing 0.1, LAMB with weight decay 1e-5, peak learning
+rate 1e-3 after 10k linear warm-up steps then linear decay to zero, batch 16384 (1024 TPUv3
+cores, 16 pairs per core) for 1.2M steps (~11 passes over 1.8B pairs).
 
 EfficientNet-L2 is not in keras.applications; it is EfficientNet's builder with width 4.3 and
 depth 5.3 (Xie et al. 2020, Noisy Student). See docs/TRAINING.md for what building it costs.
@@ -29,7 +33,7 @@ def get_config() -> TrainConfig:
                 depth_coefficient=5.3,
                 resize_px=346,  # paper 4.1
                 crop_px=289,  # paper 4.1
-                projection_dim=640,  # paper 6.1: L2 features projected to B7's 640
+                projection_dim=None,  # paper 4.1: pooled L2 features (1376) are the embedding
             ),
             text=TextTowerConfig(size="large", max_tokens=64),  # paper 4.1
             temperature_init=1.0,  # paper 4.1

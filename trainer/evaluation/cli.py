@@ -68,9 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("finetune", "fine-tune for retrieval (paper 5.1) and write a new export")
     p.add_argument("--data", required=True, help="glob of curated TFRecords to fine-tune on")
     p.add_argument("--workdir", required=True, help="new WORKDIR (checkpoints and export/)")
-    p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--global_batch_size", type=int, default=None)
-    p.add_argument("--peak_learning_rate", type=float, default=None)
+    p.add_argument("--recipe", choices=("flickr30k", "mscoco"), default=None,
+                   help="the paper's 5.1 step count when --steps is not given: flickr30k 3000, mscoco 6000")
+    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps (overrides --recipe)")
+    p.add_argument("--global_batch_size", type=int, default=None, help="default 2048 (paper 5.1)")
+    p.add_argument("--peak_learning_rate", type=float, default=None,
+                   help="default 1e-5 (paper 5.1), decayed linearly to 0 at the last step")
+    p.add_argument("--warmup_steps", type=int, default=None,
+                   help="default 0: the paper mentions no warm-up for fine-tuning")
     return parser
 
 

@@ -66,6 +66,28 @@ def image_text_retrieval(
     }
 
 
+def embedding_health(emb: np.ndarray) -> Dict[str, float]:
+    """How spread out L2-normalized embeddings [N, D] are (a collapsed tower scores near 1 or 0
+    and near 1.0):
+
+    effective_rank: participation ratio of the centred embeddings' covariance spectrum,
+        (sum of eigenvalues)^2 / sum of squared eigenvalues, between 1 (all variance along one
+        direction) and min(N, D) (variance spread evenly); 0 when all embeddings are equal;
+    mean_pairwise_cosine: mean cosine over all pairs i != j (1.0 when every embedding is equal).
+    """
+    emb = np.asarray(emb, np.float64)
+    n = emb.shape[0]
+    if n < 2:
+        raise ValueError("embedding health needs at least 2 embeddings")
+    centred = emb - emb.mean(axis=0, keepdims=True)
+    eigenvalues = np.linalg.svd(centred, compute_uv=False) ** 2
+    total = eigenvalues.sum()
+    rank = float(total ** 2 / (eigenvalues ** 2).sum()) if total > 0 else 0.0
+    sum_vector = emb.sum(axis=0)
+    pair_sum = float(sum_vector @ sum_vector - (emb * emb).sum())  # sum over i != j of e_i . e_j
+    return {"effective_rank": rank, "mean_pairwise_cosine": pair_sum / (n * (n - 1))}
+
+
 def chance_recall(num_candidates: int, num_positives: int, k: int) -> float:
     """Expected Recall@k of a random ranking: 1 - C(N - p, k) / C(N, k) (p positives among N)."""
     if k >= num_candidates:

@@ -31,21 +31,31 @@ def embed_named_images(model, loaders, names: Sequence[str]) -> np.ndarray:
 
 def retrieval(model, data: RetrievalSet, ks: Iterable[int] = metrics.DEFAULT_KS) -> dict:
     """Paper 5.1: image-to-text and text-to-image Recall@K, with the chance level of each."""
-    ks = tuple(ks)
     image_emb = embed_named_images(model, data.image_loaders, data.image_ids)
     text_emb = model.embed_texts(data.texts)
-    result = metrics.image_text_retrieval(image_emb, text_emb, data.text_image_ids, data.image_ids, ks)
-    captions = np.unique(data.text_image_ids, return_counts=True)[1]
+    return retrieval_from_embeddings(image_emb, text_emb, data.text_image_ids, data.image_ids, ks)
+
+
+def retrieval_from_embeddings(image_emb, text_emb, text_image_ids: Sequence, image_ids: Sequence,
+                              ks: Iterable[int] = metrics.DEFAULT_KS) -> dict:
+    """The retrieval result of `retrieval` from embeddings already computed (also the trainer's
+    in-loop evaluation, trainer/in_loop_eval.py): recalls both ways, chance, and the health of
+    both embedding spaces (metrics.embedding_health)."""
+    ks = tuple(ks)
+    result = metrics.image_text_retrieval(image_emb, text_emb, text_image_ids, image_ids, ks)
+    captions = np.unique(text_image_ids, return_counts=True)[1]
     per_image = int(round(captions.mean()))
     return {
-        "num_images": len(data.image_ids),
-        "num_texts": len(data.texts),
+        "num_images": len(image_ids),
+        "num_texts": len(text_image_ids),
         "image_to_text": _recalls(result["image_to_text"]),
         "text_to_image": _recalls(result["text_to_image"]),
         "chance": {
-            "image_to_text": {f"R@{k}": metrics.chance_recall(len(data.texts), per_image, k) for k in ks},
-            "text_to_image": {f"R@{k}": metrics.chance_recall(len(data.image_ids), 1, k) for k in ks},
+            "image_to_text": {f"R@{k}": metrics.chance_recall(len(text_image_ids), per_image, k) for k in ks},
+            "text_to_image": {f"R@{k}": metrics.chance_recall(len(image_ids), 1, k) for k in ks},
         },
+        "embedding_health": {"image": metrics.embedding_health(image_emb),
+                             "text": metrics.embedding_health(text_emb)},
     }
 
 

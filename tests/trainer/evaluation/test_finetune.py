@@ -22,15 +22,48 @@ def _base_config() -> TrainConfig:
         checkpoint_every_steps=50, log_every_steps=10)
 
 
-def test_finetune_config_divides_batch_and_learning_rate():
+def test_finetune_config_defaults_to_the_papers_recipe():
+    # Paper 5.1: batch 16384 -> 2048, learning rate 1e-5 with linear decay, no warm-up mentioned;
+    # the paper's batch applies even though this base run used 32.
     cfg = finetune.finetune_config(_base_config(), steps=20)
-    assert (cfg.global_batch_size, cfg.optim.peak_learning_rate) == (4, pytest.approx(1e-4))
-    assert (cfg.optim.total_steps, cfg.optim.warmup_steps, cfg.checkpoint_every_steps) == (20, 2, 20)
+    assert (cfg.global_batch_size, cfg.optim.peak_learning_rate) == (2048, 1e-5)
+    assert (cfg.optim.total_steps, cfg.optim.warmup_steps, cfg.checkpoint_every_steps) == (20, 0, 20)
+    assert (cfg.label_smoothing, cfg.model) == (_base_config().label_smoothing, _base_config().model)
     assert _base_config().global_batch_size == 32  # the base is not modified
-    explicit = finetune.finetune_config(_base_config(), 5, global_batch_size=8, peak_learning_rate=3e-5)
-    assert (explicit.global_batch_size, explicit.optim.peak_learning_rate) == (8, 3e-5)
-    with pytest.raises(ValueError, match="at least 2 steps"):
-        finetune.finetune_config(_base_config(), 1)
+    explicit = finetune.finetune_config(_base_config(), 5, global_batch_size=8, peak_learning_rate=3e-5,
+                                        warmup_steps=2)
+    assert (explicit.global_batch_size, explicit.optim.peak_learning_rate, explicit.optim.warmup_steps) == (
+        8, 3e-5, 2)
+    assert finetune.finetune_config(_base_config(), 1).optim.total_steps == 1  # no warm-up: 1 step works
+    with pytest.raises(ValueError, match="at least 1 step"):
+        finetune.finetune_config(_base_config(), 0)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        finetune.finetune_config(_base_config(), 5, warmup_steps=5)
+
+
+def test_finetune_schedule_starts_at_the_peak_and_decays_linearly_to_zero():
+    from trainer.optimizer import learning_rate_schedule
+
+    schedule = learning_rate_schedule(finetune.finetune_config(_base_config(), steps=3000).optim)
+    assert float(schedule(0)) == pytest.approx(1e-5)
+    assert float(schedule(1500)) == pytest.approx(5e-6, rel=1e-5)
+    assert float(schedule(3000)) == 0.0
+
+
+def test_recipe_sets_the_papers_steps_unless_steps_is_given():
+    assert (finetune.resolve_steps(recipe="flickr30k"), finetune.resolve_steps(recipe="mscoco")) == (3000, 6000)
+    assert finetune.resolve_steps(steps=50, recipe="mscoco") == 50
+    with pytest.raises(ValueError, match="--recipe"):
+        finetune.resolve_steps()
+    from trainer.evaluation import cli
+
+    args = cli.build_parser().parse_args(["finetune", "--model", "m", "--data", "d", "--workdir", "w",
+                                          "--recipe", "mscoco"])
+    assert (args.recipe, args.steps, args.global_batch_size, args.peak_learning_rate, args.warmup_steps) == (
+        "mscoco", None, None, None, None)
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["finetune", "--model", "m", "--data", "d", "--workdir", "w",
+                                       "--recipe", "coco"])
 
 
 def test_finetune_writes_a_new_export(tmp_path, capsys):
@@ -53,9 +86,13 @@ def test_finetune_writes_a_new_export(tmp_path, capsys):
 
     new = tmp_path / "ft"
     assert cli.main(["finetune", "--model", str(base / "export"), "--data", data, "--workdir", str(new),
-                     "--steps", "2"]) == 0
+                     "--steps", "2", "--global_batch_size", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "global batch 4 (--global_batch_size)" in out
+    assert "peak learning rate 1e-05 (paper 5.1 default" in out and "0 warm-up steps" in out
     result = json.loads((new / "finetune.json").read_text())["result"]
-    assert (result["global_batch_size"], result["steps"]) == (4, 2)
+    assert (result["global_batch_size"], result["steps"], result["warmup_steps"]) == (4, 2, 0)
+    assert result["peak_learning_rate"] == 1e-5
     info = json.loads((new / "export" / "align_export.json").read_text())
     assert (info["config_name"], info["step"]) == ("tiny_finetune", 2)
     exported = ExportedModel(str(new / "export"))
