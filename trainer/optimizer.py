@@ -62,26 +62,15 @@ def build_optimizer(optim_cfg, model):
     """
     if optim_cfg.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optim_cfg.optimizer!r}; choose one of {OPTIMIZERS}")
+    common = dict(learning_rate=learning_rate_schedule(optim_cfg), beta_1=optim_cfg.beta_1,
+                  beta_2=optim_cfg.beta_2, epsilon=optim_cfg.epsilon,
+                  sum_gradients_across_replicas=False)
     if optim_cfg.optimizer == "adamw":
-        optimizer = AdamW(
-            learning_rate=learning_rate_schedule(optim_cfg),
-            weight_decay=optim_cfg.weight_decay,
-            beta_1=optim_cfg.beta_1,
-            beta_2=optim_cfg.beta_2,
-            epsilon=optim_cfg.epsilon,
-            sum_gradients_across_replicas=False,
-        )
+        optimizer = AdamW(weight_decay=optim_cfg.weight_decay, **common)
+        # Decoupled decay on the same variables LAMB adapts (not the temperature, biases, norms).
         optimizer.exclude_from_weight_decay(
             var_list=[v for v in model.trainable_variables if is_excluded_from_adaptation(v)])
-        optimizer.build(model.trainable_variables)
-        return optimizer
-    optimizer = Lamb(
-        learning_rate=learning_rate_schedule(optim_cfg),
-        weight_decay_rate=optim_cfg.weight_decay,
-        beta_1=optim_cfg.beta_1,
-        beta_2=optim_cfg.beta_2,
-        epsilon=optim_cfg.epsilon,
-        sum_gradients_across_replicas=False,
-    )
+    else:
+        optimizer = Lamb(weight_decay_rate=optim_cfg.weight_decay, **common)
     optimizer.build(model.trainable_variables)
     return optimizer
