@@ -25,6 +25,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -111,12 +112,7 @@ def score(image_emb, text_emb, pairs: list) -> dict:
     """The project's retrieval routine on per-pair embeddings (pairs sharing an image: one target)."""
     from trainer.evaluation import tasks
 
-    ids = [p["image_id"] for p in pairs]
-    first = {}
-    for row, image_id in enumerate(ids):
-        first.setdefault(image_id, row)
-    rows = sorted(first.values())
-    return tasks.retrieval_from_embeddings(image_emb[rows], text_emb, ids, [ids[r] for r in rows])
+    return tasks.retrieval_from_pair_embeddings(image_emb, text_emb, [p["image_id"] for p in pairs])
 
 
 def run_ours(data: dict, work: str, args) -> dict:
@@ -127,8 +123,7 @@ def run_ours(data: dict, work: str, args) -> dict:
            data["heldout_glob"], "--eval_every_steps", str(args.eval_every_steps)]
     for override in args.set:
         cmd += ["--set", override]
-    if os.path.exists(workdir):
-        subprocess.run(["rm", "-rf", workdir], check=True)
+    shutil.rmtree(workdir, ignore_errors=True)
     log("ours: " + " ".join(cmd[1:]))
     started = time.perf_counter()
     done = run(cmd, cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
@@ -173,7 +168,7 @@ def run_peer(data: dict, work: str, args) -> dict:
         json.dump(PEER_MODEL, f, indent=2)
     helper = os.path.join(REPO, "bench", "peer_parity_openclip.py")
     checkpoint = os.path.join(peer_dir, "peer", "checkpoints", f"epoch_{args.peer_epochs}.pt")
-    subprocess.run(["rm", "-rf", peer_dir], check=True)
+    shutil.rmtree(peer_dir, ignore_errors=True)
     cmd = [python, helper, "train", "--model_config", config_path, "--",
            "--train-data", data["train_csv"], "--dataset-type", "csv", "--csv-separator", ",",
            "--csv-img-key", "filepath", "--csv-caption-key", "title",

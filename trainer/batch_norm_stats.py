@@ -16,14 +16,10 @@ over (batch, height, width) are averaged with equal weight over the batches (and
 written into its moving_mean / moving_variance. Nothing else changes: no gradient, no optimizer
 step, the weights are untouched.
 """
-from typing import List
-
 import keras
 import tensorflow as tf
 
-
-def batch_norm_layers(model: keras.Model) -> List[keras.layers.BatchNormalization]:
-    return [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+from trainer.image_tower import batch_norm_layers
 
 
 def _functional_with_batch_norms(model: keras.Model):
@@ -47,8 +43,6 @@ class BatchNormRecalibrator:
         if len(self.layers) != len(batch_norm_layers(image_tower)):
             raise ValueError("BatchNorm layers outside the image tower's trunk are not supported")
         self.strategy = strategy
-        self._image_tower = image_tower
-        self._trunk = trunk
         self._inputs_model = keras.Model(trunk.inputs, [l.input for l in self.layers]) if self.layers else None
         self._stats_fn = None
 

@@ -109,12 +109,17 @@ def build_efficientnet_trunk(image_cfg, name: str = "efficientnet") -> keras.Mod
     return trunk
 
 
+def batch_norm_layers(model: keras.Model) -> list:
+    """Every BatchNormalization inside `model`, nested models included."""
+    return [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+
+
 def set_batch_norm_momentum(model: keras.Model, momentum: float) -> int:
     """Sets the moving-statistics momentum of every BatchNormalization in `model` (keras reads it at
     each call); returns how many layers were set."""
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"batch_norm_momentum must be in [0, 1), got {momentum}")
-    layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    layers = batch_norm_layers(model)
     for layer in layers:
         layer.momentum = momentum
     return len(layers)

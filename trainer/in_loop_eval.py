@@ -3,7 +3,7 @@
 As big_vision's evaluators and open_clip's `--val-data`: every N steps (and at the last step) the
 model being trained embeds the held-out pairs (central crops, inference mode: BatchNorm's moving
 statistics, no dropout or drop-connect, exactly what the export computes) and is scored with
-the routine `align-evaluation retrieval` uses (trainer.evaluation.tasks.retrieval_from_embeddings):
+the routine `align-eval retrieval` uses (trainer.evaluation.tasks.retrieval_from_embeddings):
 
 - image->text and text->image Recall@1/5/10 (pairs sharing an image are one image target);
 - the held-out contrastive loss, defined as the training loss (both directions summed, the same
@@ -109,13 +109,7 @@ class InLoopEvaluator:
         image_emb, text_emb, text_image_ids = self.embeddings(model, strategy)
         if len(text_image_ids) < 2:
             raise ValueError("in-loop evaluation needs at least 2 held-out pairs")
-        first_of_image = {}
-        for row, image_id in enumerate(text_image_ids):
-            first_of_image.setdefault(image_id, row)
-        image_rows = sorted(first_of_image.values())
-        image_ids = [text_image_ids[row] for row in image_rows]
-        result = tasks.retrieval_from_embeddings(
-            image_emb[image_rows], text_emb, text_image_ids, image_ids)
+        result = tasks.retrieval_from_pair_embeddings(image_emb, text_emb, text_image_ids)
         temperature = float(tf.convert_to_tensor(model.temperature))
         result["loss"] = heldout_loss(image_emb, text_emb, temperature, self.cfg.label_smoothing,
                                       self.cfg.global_batch_size)

@@ -54,7 +54,7 @@ def resolve_config(args: argparse.Namespace):
         cfg.global_batch_size = args.global_batch_size
     if args.mixed_precision is not None:
         cfg.mixed_precision = args.mixed_precision
-    if getattr(args, "eval_every_steps", None) is not None:
+    if args.eval_every_steps is not None:
         cfg.eval_every_steps = args.eval_every_steps
     apply_overrides(cfg, args.set)
     optim = cfg.optim

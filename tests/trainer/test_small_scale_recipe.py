@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 from tests.trainer.tiny_model import VOCAB_SIZE, synthetic_batch, tiny_model_config
-from trainer.batch_norm_stats import BatchNormRecalibrator, batch_norm_layers
+from trainer.batch_norm_stats import BatchNormRecalibrator
 from trainer.config import OptimConfig
-from trainer.image_tower import build_image_tower
+from trainer.image_tower import batch_norm_layers, build_image_tower
 from trainer.model import build_dual_encoder
 from trainer.optimizer import AdamW, build_optimizer
 from trainer.text_tower import build_text_encoder

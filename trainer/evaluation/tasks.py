@@ -59,6 +59,18 @@ def retrieval_from_embeddings(image_emb, text_emb, text_image_ids: Sequence, ima
     }
 
 
+def retrieval_from_pair_embeddings(image_emb, text_emb, image_ids_of_pairs: Sequence,
+                                   ks: Iterable[int] = metrics.DEFAULT_KS) -> dict:
+    """`retrieval_from_embeddings` for per-PAIR embeddings (row i: pair i's image and caption):
+    pairs that share an image id are one image target, embedded by its first pair's row."""
+    first_row = {}
+    for row, image_id in enumerate(image_ids_of_pairs):
+        first_row.setdefault(image_id, row)
+    rows = sorted(first_row.values())
+    return retrieval_from_embeddings(np.asarray(image_emb)[rows], text_emb, image_ids_of_pairs,
+                                     [image_ids_of_pairs[r] for r in rows], ks)
+
+
 def embed_class_folder(model, data: ClassFolder) -> np.ndarray:
     loaders = [lambda p=p: open(p, "rb").read() for p in data.paths]
     return embed_named_images(model, loaders, data.paths)
