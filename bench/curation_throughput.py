@@ -59,7 +59,8 @@ def images_the_pipeline_decodes(pattern, curate_args):
     """Image bytes of the candidates: pairs that pass the header checks and the local filters
     under these flags (pipeline.records.inspect_pair reads headers and texts, no pixels)."""
     sys.path.insert(0, REPO)
-    from pipeline import options, readers, records
+    from pipeline import options, records
+    from schemas import input_readers as readers
     config, _ = options.parse_args(["--input", pattern, "--input_format", "webdataset",
                                        "--output_dir", "unused", *curate_args])
     candidates = []

@@ -23,7 +23,7 @@ import time
 
 import tensorflow as tf
 
-from pipeline import image_io
+from schemas import image_decode as image_io
 from schemas.example_wire import serialize_example
 from trainer import configs, input_pipeline, train_loop
 

@@ -11,6 +11,13 @@ embedded and bucketed into a side input; every worker builds the bucket index fr
 process (`beam.utils.shared.Shared`); the training side is streamed through embed -> top-10
 clusters -> 120 bucket lookups -> cosines with the few eval images found, all fused in one stage:
 no shuffle of the training set at all, let alone a 120x one.
+
+Eval images that cannot be read (corrupt, decompression bombs, damaged shards: dedup/eval_inputs.py)
+do not fail the job: after the stage is applied, `stage.eval_errors` is a PCollection of dicts
+{"eval_key", "file", "error", "detail"}, one per unusable eval image or damaged file, for the
+caller to count and list (stats.json); they are also counted (Beam metric
+dedup/eval_images_unreadable) and logged as one loud warning. Such images were NOT compared with
+the training set: their near-duplicates may stay in it.
 """
 import dataclasses
 import logging
@@ -24,15 +31,18 @@ from apache_beam.utils import shared
 
 from dedup.config import DedupConfig
 from dedup.embedders import make_model_handler
-from dedup.eval_inputs import EvalSource, expand_eval_sources, read_eval_source
-from dedup.images import centre_crop, decode_rgb, encode_png, phash64
+from dedup.eval_inputs import (WARN_FIRST_KEYS, EvalSource, expand_eval_sources, is_eval_error,
+                               read_eval_source, warn_unreadable_eval_images)
+from dedup.images import centre_crop, encode_png, phash64
 from dedup.index import EvalIndex
 from dedup.kmeans import fit_centroids, load_centroids
 from dedup.pixel_embedder import PixelEmbedding
+from schemas.image_decode import decode_rgb
 
 FULL_VIEW = "full"
 NEAR_DUPLICATE_OF_EVAL = "near_duplicate_of_eval"  # the drop reason, = pipeline.reasons's
 METRICS_NAMESPACE = "dedup"
+EVAL_ERRORS = "eval_errors"  # tag of the unreadable eval images (FindNearDuplicatesOfEval.eval_errors)
 
 
 def eval_views(item: Tuple[str, bytes], crop_fractions: Sequence[float]):
@@ -40,7 +50,12 @@ def eval_views(item: Tuple[str, bytes], crop_fractions: Sequence[float]):
     eval_key, image_bytes = item
     yield (eval_key, FULL_VIEW), image_bytes
     if crop_fractions:
-        image = decode_rgb(image_bytes, draft_side_px=None)
+        try:  # read_eval_source checked the image decodes (JPEGs at draft size, hence the guard)
+            image = decode_rgb(image_bytes, draft_side_px=None)
+        except Exception:  # noqa: BLE001 - the full view is still indexed; only crops are lost
+            logging.warning("dedup: eval image %r has no crop views: it does not decode at full "
+                            "size", eval_key, exc_info=True)
+            return
         for fraction in crop_fractions:
             yield (eval_key, f"crop{fraction:g}"), encode_png(centre_crop(image, fraction))
 
@@ -70,6 +85,42 @@ def to_eval_record(item, use_phash: bool):
     (eval_key, view), prediction = item
     phash = phash_of(prediction) if use_phash and view == FULL_VIEW else None
     return eval_key, vector_of(prediction), phash
+
+
+class ReadEvalSourceFn(beam.DoFn):
+    """EvalSource -> its good (eval_key, bytes); its eval_error dicts on the EVAL_ERRORS output."""
+
+    def __init__(self):
+        self._read = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "eval_images_read")
+        self._unreadable = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "eval_images_unreadable")
+
+    def process(self, source: EvalSource):
+        for item in read_eval_source(source):
+            if is_eval_error(item):
+                self._unreadable.inc()
+                yield beam.pvalue.TaggedOutput(EVAL_ERRORS, item)
+            else:
+                self._read.inc()
+                yield item
+
+
+class SummarizeEvalErrorsFn(beam.CombineFn):
+    """eval_error dicts -> (count, the WARN_FIRST_KEYS smallest keys), for one warning per run."""
+
+    def create_accumulator(self):
+        return 0, []
+
+    def add_input(self, accumulator, error):
+        return self.merge_accumulators([accumulator, (1, [error["eval_key"]])])
+
+    def merge_accumulators(self, accumulators):
+        count, keys = 0, []
+        for part_count, part_keys in accumulators:
+            count, keys = count + part_count, sorted(keys + part_keys)[:WARN_FIRST_KEYS]
+        return count, keys
+
+    def extract_output(self, accumulator):
+        return accumulator
 
 
 class _IndexHolder:  # Shared needs a weak-referenceable object
@@ -130,7 +181,11 @@ def _fit_on_sample(sample: List[np.ndarray], config: DedupConfig):
 
 
 class FindNearDuplicatesOfEval(beam.PTransform):
-    """PCollection[(key, image_bytes)] -> PCollection[(key, {"eval_key", "cosine", "method"})]."""
+    """PCollection[(key, image_bytes)] -> PCollection[(key, {"eval_key", "cosine", "method"})].
+
+    After it is applied, `self.eval_errors` is the PCollection of the unreadable eval images:
+    dicts {"eval_key": str, "file": str, "error": str (dedup.eval_inputs.EVAL_ERRORS), "detail": str}.
+    """
 
     def __init__(self, eval_image_globs: Sequence[str], dedup_config: DedupConfig,
                  centroids: Optional[np.ndarray] = None, label: Optional[str] = None):
@@ -141,16 +196,23 @@ class FindNearDuplicatesOfEval(beam.PTransform):
         if centroids is None and self.config.centroids_path:
             centroids = load_centroids(self.config.centroids_path)
         self.centroids = centroids
+        self.eval_errors: Optional[beam.PCollection] = None  # set by expand()
 
     def expand(self, candidates):
         config = self.config
         pipeline = candidates.pipeline
         handler = KeyedModelHandler(make_model_handler(
             config, with_phash=config.phash_max_distance_bits >= 0))
+        read = (pipeline
+                | "CreateEvalSources" >> beam.Create(self.sources)
+                | "ReadEvalImages" >> beam.ParDo(ReadEvalSourceFn()).with_outputs(
+                    EVAL_ERRORS, main="images"))
+        self.eval_errors = read[EVAL_ERRORS]
+        _ = (self.eval_errors
+             | "SummarizeEvalErrors" >> beam.CombineGlobally(SummarizeEvalErrorsFn())
+             | "WarnUnreadableEvalImages" >> beam.MapTuple(warn_unreadable_eval_images))
         eval_records = (
-            pipeline
-            | "CreateEvalSources" >> beam.Create(self.sources)
-            | "ReadEvalImages" >> beam.FlatMap(read_eval_source)
+            read["images"]
             | "MakeEvalViews" >> beam.FlatMap(eval_views, config.eval_crop_fractions)
             | "SpreadEvalImages" >> beam.Reshuffle()
             | "EmbedEvalImages" >> RunInference(handler)

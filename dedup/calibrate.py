@@ -14,7 +14,8 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from dedup.images import centre_crop, decode_rgb
+from dedup.images import centre_crop
+from schemas.image_decode import decode_rgb
 
 
 def _jpeg(image: Image.Image, quality: int) -> bytes:

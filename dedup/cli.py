@@ -33,8 +33,10 @@ def _take(globs, limit, seed):
             j = int(rng.integers(0, i + 1))
             if j < limit:
                 reservoir[j] = item
-    for reason in skipped:
-        print(f"skipped (unreadable, not used for this measurement): {reason}", file=sys.stderr)
+    for error in skipped:
+        print(f"skipped (unreadable, not used here): {error['eval_key']}: {error['error']}: "
+              f"{error['detail']}", file=sys.stderr)
+    print(f"{len(skipped)} unreadable images skipped", file=sys.stderr)
     return sorted(reservoir)
 
 

@@ -1,30 +1,14 @@
-"""Decoding of image bytes for the weight-free embedder and the perceptual hash (Pillow only)."""
+"""Image helpers of the weight-free embedder and the eval crop views: pHash, centre crop, PNG.
+
+Decoding is the project's one decoder, schemas.image_decode.decode_rgb (EXIF orientation, alpha on
+white, first frame, 16-bit to 8-bit, pixel cap), re-exported here for bench/ and older callers.
+"""
 import io
-from typing import Optional
 
 import imagehash
-from PIL import Image, ImageOps
+from PIL import Image
 
-WHITE = (255, 255, 255, 255)
-
-
-def decode_rgb(image_bytes: bytes, draft_side_px: Optional[int] = 128) -> Image.Image:
-    """Encoded bytes -> RGB image: EXIF orientation applied, first frame, alpha composited on white.
-
-    `draft_side_px` lets the JPEG decoder skip DCT detail (fast) when only a thumbnail is needed.
-    Raises the Pillow error (OSError, Image.DecompressionBombError, ...) on unreadable bytes.
-    """
-    image = Image.open(io.BytesIO(image_bytes))
-    if draft_side_px and image.format == "JPEG":
-        image.draft("RGB", (draft_side_px, draft_side_px))
-    image.load()
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("RGBA", "LA", "PA", "P", "RGBa", "La") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        canvas = Image.new("RGB", rgba.size, WHITE[:3])
-        canvas.paste(rgba, mask=rgba.getchannel("A"))  # = alpha_composite on white, ~2x faster
-        return canvas
-    return image.convert("RGB")
+from schemas.image_decode import ImageDecodeError, decode_rgb  # noqa: F401 - re-exported
 
 
 def phash64(image: Image.Image) -> int:

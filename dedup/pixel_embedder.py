@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from dedup.images import decode_rgb, phash64
+from dedup.images import phash64
+from schemas.image_decode import decode_rgb
 
 
 class PixelEmbedding(NamedTuple):

@@ -47,7 +47,8 @@ def build(pipeline: beam.Pipeline, config: CurationConfig,
         finder = FindNearDuplicatesOfEval(dedup_config.eval_image_globs, dedup_config)
     raw = pipeline | "ReadRawPairs" >> ReadRawPairs(
         config.input, config.input_format, text_column=config.text_column,
-        image_column=config.image_column, score_field=config.unsafe_score_field)
+        image_column=config.image_column, score_field=config.unsafe_score_field,
+        max_image_bytes=config.max_image_bytes, image_read_timeout_s=config.image_read_timeout_s)
     curated = raw | "CuratePairs" >> CuratePairs(config, extra_flags=extra_flags,
                                                  near_duplicate_finder=finder)
     return curated | "WriteCurationOutputs" >> WriteCurationOutputs(

@@ -18,7 +18,7 @@ SALT_BUCKETS = 64
 
 def salt_for(member_key: str, salt_buckets: int) -> int:
     """Stable (process-independent) salt of a member: crc32 of its key modulo the bucket count."""
-    return zlib.crc32(member_key.encode("utf-8")) % salt_buckets
+    return zlib.crc32(member_key.encode("utf-8", "surrogatepass")) % salt_buckets
 
 
 def salted_member(group_and_key, hot_groups, salt_buckets):

@@ -1,15 +1,20 @@
 """Flags of `align-curate`: every paper threshold with the paper's default; the rest go to Beam.
 
 `parse_args(argv)` splits the command line: the flags below make a `CurationConfig`; every other
-flag (`--runner`, `--project`, `--region`, `--temp_location`, `--setup_file`, `--num_workers`,
-`--direct_running_mode`, ...) is passed untouched to Beam's PipelineOptions.
+flag must be a Beam pipeline option (`--runner`, `--project`, `--region`, `--temp_location`,
+`--setup_file`, `--num_workers`, `--direct_running_mode`, ..., any option of a PipelineOptions
+subclass) and is passed untouched to Beam's PipelineOptions. Anything else is an error (exit 2)
+naming it: Beam only warns "Discarding unparseable args", so a misspelled `--min_word 1` would
+otherwise run silently with the default --min_words 3.
 """
 import argparse
 import dataclasses
+import difflib
 import typing
 from typing import List, Optional, Tuple
 
-from pipeline import image_filters, image_io, text_filters
+from pipeline import image_filters, text_filters
+from schemas import image_decode as image_io
 from pipeline.readers import INPUT_FORMATS
 
 
@@ -39,6 +44,10 @@ class CurationConfig:
     stored_shorter_side_px: int = 346  # paper 4.1 trains on 346 px resizes: store no larger
     jpeg_quality: int = 90
     max_image_pixels: int = image_io.DEFAULT_MAX_IMAGE_PIXELS  # decompression-bomb cap
+    # Protections against hostile inputs (not paper filters).
+    max_caption_bytes: int = 65536  # longer raw texts: caption_too_long, never normalized
+    max_image_bytes: int = 67_108_864  # 64 MiB: far above any web image, below a worker's memory
+    image_read_timeout_s: float = 60.0
     # Input columns and output layout.
     text_column: str = "caption"
     image_column: Optional[str] = None
@@ -65,6 +74,13 @@ _HELP = {
                              "where it caps the achieved vocabulary size",
     "stored_shorter_side_px": "resize stored JPEGs so the shorter side is at most this",
     "max_image_pixels": "images announcing more pixels are decompression_bomb errors",
+    "max_caption_bytes": "raw alt-texts longer than this many bytes are caption_too_long errors, "
+                         "never decoded or normalized (a protection, not a paper filter: paper 3's "
+                         "20-unigram cap drops long texts anyway)",
+    "max_image_bytes": "image files and webdataset members larger than this are "
+                       "image_file_too_large errors, never read into memory",
+    "image_read_timeout_s": "reads of an image named by path (TSV/parquet) that take longer are "
+                            "image_read_timeout errors",
     "num_shards": "TFRecord shards (0: chosen by the runner)",
     "write_outcomes": "write outcomes/outcomes-SSSSS-of-NNNNN.jsonl, one line per input pair "
                       "({key, status, reason}), to audit any pair (--no-write_outcomes: skip)",
@@ -94,14 +110,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _beam_parser() -> argparse.ArgumentParser:
+    """A parser of every Beam pipeline option, built as PipelineOptions.get_all_options builds its
+    own (each subclass's _add_argparse_args on a _BeamArgumentParser, which knows ValueProvider
+    options), but from every subclass imported so far, subclasses of subclasses too: view_as()
+    accepts those. Duplicates resolve quietly, as a subclass may re-add its parent's options."""
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    parser = _BeamArgumentParser(prog="align-curate", usage="%(prog)s [Beam pipeline options]",
+                                 allow_abbrev=False, conflict_handler="resolve")
+    seen, pending = set(), list(PipelineOptions.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        if str(cls) in seen:  # a class imported twice (e.g. via __main__) counts once, as there
+            continue
+        seen.add(str(cls))
+        pending.extend(cls.__subclasses__())
+        if "_add_argparse_args" in cls.__dict__:
+            cls._add_argparse_args(parser)  # pylint: disable=protected-access
+    return parser
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> List[str]:
+    return [flag for action in parser._actions for flag in action.option_strings]  # noqa
+
+
+def _reject_unknown(parser: argparse.ArgumentParser, rest: List[str]) -> None:
+    """parser.error (exit 2) naming every flag of `rest` that Beam does not know either."""
+    beam = _beam_parser()
+    _, unknown = beam.parse_known_args(rest)  # also rejects bad values of Beam's own flags
+    if not unknown:
+        return
+    known = _option_strings(parser) + _option_strings(beam)
+    hints = []
+    for arg in unknown:
+        name = arg.split("=", 1)[0]
+        close = difflib.get_close_matches(name, known, n=1) if name.startswith("--") else []
+        hints += [f"; did you mean {close[0]} instead of {name}?"] if close else []
+    parser.error(f"unrecognized arguments: {' '.join(unknown)} (not an align-curate flag and not "
+                 "a Beam pipeline option)" + "".join(hints))
+
+
 def parse_all(argv: Optional[List[str]] = None):
     """(config, dedup_config, beam_args): curation flags, the near-duplicate flags of dedup/
-    (appendix A; off without --eval_images) and every other flag for Beam's PipelineOptions."""
+    (appendix A; off without --eval_images) and the Beam pipeline options, untouched. Any other
+    flag is an error (exit 2, see the module docstring)."""
     from dedup.config import DedupConfig, add_dedup_flags
 
     parser = build_parser()
     add_dedup_flags(parser)
     namespace, beam_args = parser.parse_known_args(argv)
+    _reject_unknown(parser, beam_args)
     names = {field.name for field in dataclasses.fields(CurationConfig)}
     config = CurationConfig(**{k: v for k, v in vars(namespace).items() if k in names})
     if config.unsafe_model_path and config.unsafe_score_field:
@@ -110,6 +169,6 @@ def parse_all(argv: Optional[List[str]] = None):
 
 
 def parse_args(argv: Optional[List[str]] = None) -> Tuple[CurationConfig, List[str]]:
-    """(config, beam_args): our flags, and every other flag for Beam's PipelineOptions."""
+    """(config, beam_args): our flags, and the Beam pipeline options (any other flag: exit 2)."""
     config, _, beam_args = parse_all(argv)
     return config, beam_args

@@ -5,6 +5,7 @@
     DIR/stats.json                               (pipeline/stats.py; identity checked, fails loudly)
     DIR/report.html                              (2b's pipeline/report.py render_report)
     DIR/near_duplicates.jsonl                    (only with --eval_images: dedup/, appendix A)
+    DIR/eval_unreadable.jsonl                    (only with --eval_images: eval images not compared)
     DIR/outcomes/outcomes-SSSSS-of-NNNNN.jsonl   (every input pair: key, status, reason; unless
                                                  --no-write_outcomes)
 
@@ -14,6 +15,7 @@ element), so they are data, the same on every runner, and written with Beam File
 import json
 
 import apache_beam as beam
+from apache_beam.transforms import combiners
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import AsDict, AsList, AsSingleton
 
@@ -33,18 +35,24 @@ def near_duplicate_line(key, match) -> str:
 
 
 def outcome_line(outcome) -> str:
-    """One line of outcomes/*.jsonl: {"key", "status" (kept/dropped/error), "reason" (or null)}."""
-    key, status, reason = outcome
-    return json.dumps({"key": key, "status": status, "reason": reason}, ensure_ascii=False)
+    """One line of outcomes/*.jsonl: {"key", "status" (kept/dropped/error), "reason" (or null),
+    "file" (the input file of the pair), and for errors with one, "detail" (what was wrong, where)}.
+    ASCII-escaped JSON: a key holding U+2028, U+0085 or other line separators cannot split the
+    line for readers that use str.splitlines()."""
+    key, status, reason, file, detail = outcome
+    line = {"key": key, "status": status, "reason": reason, "file": file}
+    if detail:
+        line["detail"] = detail
+    return json.dumps(line, ensure_ascii=True)
 
 
 def _build_stats(_, config, dedup_applied, input_pairs, outcome_counts, conversion_counts,
-                 unsafe_summary, rare_summary, vocab, histograms):
+                 unsafe_summary, rare_summary, vocab, histograms, eval_error_counts=None):
     return stats_lib.build_stats(
         config=config, input_pairs=input_pairs, outcome_counts=outcome_counts,
         conversion_counts=conversion_counts, unsafe_summary=unsafe_summary,
         rare_summary=rare_summary, vocab=vocab, histograms=histograms,
-        dedup_applied=dedup_applied)
+        dedup_applied=dedup_applied, eval_error_counts=eval_error_counts)
 
 
 def _write_stats_and_report(stats, output_dir, samples, near_duplicates=None):
@@ -83,6 +91,16 @@ class WriteCurationOutputs(beam.PTransform):
             vocab_size=config.vocab_size, output_path=FileSystems.join(out, "vocab.txt"),
             min_piece_count=config.vocab_min_piece_count)
         pipeline = curated["input_pairs"].pipeline
+        extra = {}
+        if "eval_errors" in curated:  # eval images the near-duplicate search could not compare
+            extra["eval_error_counts"] = AsList(
+                curated["eval_errors"] | "EvalErrorName" >> beam.Map(lambda e: e["error"])
+                | "CountEvalErrors" >> combiners.Count.PerElement())
+            (curated["eval_errors"]
+             | "EvalErrorLines" >> beam.Map(lambda e: json.dumps(e, ensure_ascii=True))
+             | "WriteEvalErrors" >> beam.io.WriteToText(
+                 FileSystems.join(out, "eval_unreadable"), file_name_suffix=".jsonl",
+                 num_shards=1, shard_name_template=""))
         stats = (pipeline
                  | "StatsSeed" >> beam.Create([None])
                  | "BuildStats" >> beam.Map(
@@ -93,7 +111,7 @@ class WriteCurationOutputs(beam.PTransform):
                      unsafe_summary=AsSingleton(curated["unsafe_summary"]),
                      rare_summary=AsSingleton(curated["rare_summary"]),
                      vocab=AsSingleton(vocab),
-                     histograms=AsDict(curated["histograms"])))
+                     histograms=AsDict(curated["histograms"]), **extra))
         side = {"samples": AsDict(curated["samples"])}
         if "near_duplicates" in curated:
             side["near_duplicates"] = AsList(curated["near_duplicates"])

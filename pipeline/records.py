@@ -2,28 +2,36 @@
 
 Checks run in this order, the first failure decides (so each pair has exactly one outcome):
 1. reader errors (unreadable file, image path not found, remote URL not downloaded);
-2. missing fields: `missing_image`, `missing_text`; text that is not UTF-8: `invalid_utf8_text`;
+2. missing fields: `missing_image`, `missing_text`; a raw text over `max_caption_bytes`:
+   `caption_too_long` (checked before decoding, so it is never decoded or normalized); text that
+   is not UTF-8: `invalid_utf8_text`;
 3. the image header: `empty_image`, `not_an_image`, `decompression_bomb` (pixel cap);
 4. the *local* filters, on the pair alone, WITHOUT decoding pixels: the paper's image filters on
    the header size (`image_too_small`, `aspect_ratio`), then the word count of the pair's own
    normalized text (`too_few_words`, `too_many_words`). These come first in reasons.DROP_ORDER, so
    such a pair's reason is already final: it is never decoded, scored or joined;
 5. decoding + re-encoding the survivors (the candidates): `truncated_image`, `undecodable_image`.
-Empty, whitespace-only and over-long texts are not errors: they normalize to texts with too few or
-too many unigrams and are dropped by the word-count filter (`too_few_words`, `too_many_words`).
+Empty, whitespace-only and over-long texts (up to `max_caption_bytes`) are not errors: they
+normalize to texts with too few or too many unigrams and are dropped by the word-count filter
+(`too_few_words`, `too_many_words`).
 """
 from typing import Optional
 
-from pipeline import image_filters, image_io, readers
+from pipeline import image_filters, readers
+from schemas import image_decode as image_io
 from pipeline.text_filters import filter_word_count
 from pipeline.text_normalize import normalize_text, unigrams
 
 MISSING_IMAGE = "missing_image"
 MISSING_TEXT = "missing_text"
 INVALID_UTF8_TEXT = "invalid_utf8_text"
+# Not a paper filter but a protection: a caption of megabytes would cost a worker its decoding and
+# normalization (and memory) for nothing, since paper 3's 20-unigram cap drops long texts anyway.
+CAPTION_TOO_LONG = "caption_too_long"
 DUPLICATE_KEY = "duplicate_key"  # a second candidate pair with a key already seen
-ERRORS = readers.READER_ERRORS + (MISSING_IMAGE, MISSING_TEXT, INVALID_UTF8_TEXT) + \
-    image_io.IMAGE_ERRORS + (DUPLICATE_KEY,)
+ERRORS = readers.READER_ERRORS + (MISSING_IMAGE, MISSING_TEXT, INVALID_UTF8_TEXT,
+                                  CAPTION_TOO_LONG) + image_io.IMAGE_ERRORS + (DUPLICATE_KEY,)
+ERROR_RAW_TEXT_CHARS = 200  # what an error record keeps of a caption_too_long text (for the report)
 
 ERROR, DROPPED_LOCALLY, CANDIDATE = "error", "dropped_locally", "candidate"
 
@@ -35,6 +43,22 @@ def _decode_text(text) -> Optional[str]:
         return bytes(text).decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def _longer_than(text, max_bytes: int) -> bool:
+    """Whether the raw text (bytes, or a str from some readers) is over max_bytes in UTF-8."""
+    if not isinstance(text, str):
+        return len(text) > max_bytes
+    if len(text) > max_bytes:  # a character is 1 to 4 UTF-8 bytes: no need to encode a huge str
+        return True
+    return 4 * len(text) > max_bytes and len(text.encode("utf-8", "surrogatepass")) > max_bytes
+
+
+def _text_prefix(text, chars: int) -> str:
+    if isinstance(text, str):
+        return text[:chars]
+    # A character is at most 4 UTF-8 bytes (an invalid byte decodes to one U+FFFD).
+    return bytes(text[:4 * chars]).decode("utf-8", "replace")[:chars]
 
 
 def error_record(raw: dict, error: str, raw_text: str = "") -> dict:
@@ -58,6 +82,9 @@ def _inspect(raw: dict, config):
         return error_record(raw, MISSING_IMAGE), None
     if raw.get("text") is None:
         return error_record(raw, MISSING_TEXT), None
+    if _longer_than(raw["text"], config.max_caption_bytes):
+        return error_record(raw, CAPTION_TOO_LONG,
+                            raw_text=_text_prefix(raw["text"], ERROR_RAW_TEXT_CHARS)), None
     raw_text = _decode_text(raw["text"])
     if raw_text is None:
         return error_record(raw, INVALID_UTF8_TEXT,

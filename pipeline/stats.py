@@ -10,7 +10,7 @@ import json
 from typing import Dict, Iterable, Optional, Tuple
 
 from pipeline import reasons, records
-from pipeline.image_io import CONVERSIONS
+from schemas.image_decode import CONVERSIONS
 
 # Histogram edges (bucket i counts edges[i] <= v < edges[i+1]; the last is open-ended).
 SHORTER_SIDE_EDGES_PX = [0, 64, 128, 200, 201, 256, 346, 512, 768, 1024, 2048]  # 200 | 201: paper 3
@@ -54,7 +54,24 @@ def check_identity(stats: dict) -> None:
             f"dropped={stats['dropped']} errors={stats['errors']}")
 
 
-def filters_table(config, unsafe_summary: dict, rare_summary: dict, dedup_applied: bool) -> dict:
+def _near_duplicate_entry(dedup_applied: bool, eval_error_counts) -> dict:
+    if not dedup_applied:
+        return {"applied": False, "note": "NOT APPLIED in this run: no near-duplicate flags were "
+                                          "given (see dedup/, appendix A)"}
+    entry = {"applied": True,
+             "note": "near-duplicates of evaluation images flagged by dedup/ (appendix A)"}
+    if eval_error_counts is not None:
+        counts = {name: int(n) for name, n in sorted(eval_error_counts)}
+        entry["unreadable_eval_images"] = counts
+        if counts:
+            entry["note"] += (f"; {sum(counts.values())} evaluation images or files could NOT be "
+                              "read and were not compared, so their copies may remain in the "
+                              "training data (eval_unreadable.jsonl)")
+    return entry
+
+
+def filters_table(config, unsafe_summary: dict, rare_summary: dict, dedup_applied: bool,
+                  eval_error_counts=None) -> dict:
     """The `filters` entry: per drop reason, whether it was applied and with which thresholds."""
     section = "paper section 3"
     return {
@@ -82,17 +99,13 @@ def filters_table(config, unsafe_summary: dict, rare_summary: dict, dedup_applie
                                      f"{config.top_n_tokens} most frequent of the raw data "
                                      f"({section})", **{k: v for k, v in rare_summary.items()
                                                         if k != "top_n_tokens"}},
-        reasons.NEAR_DUPLICATE_OF_EVAL: {
-            "applied": dedup_applied,
-            "note": ("near-duplicates of evaluation images flagged by dedup/ (appendix A)"
-                     if dedup_applied else "NOT APPLIED in this run: no near-duplicate flags "
-                     "were given (see dedup/, appendix A)")},
+        reasons.NEAR_DUPLICATE_OF_EVAL: _near_duplicate_entry(dedup_applied, eval_error_counts),
     }
 
 
 def build_stats(*, config, input_pairs: int, outcome_counts, conversion_counts,
                 unsafe_summary: dict, rare_summary: dict, vocab: dict,
-                histograms: Dict[str, dict], dedup_applied: bool) -> dict:
+                histograms: Dict[str, dict], dedup_applied: bool, eval_error_counts=None) -> dict:
     """Assembles stats.json (layout: docs/PIPELINE.md) and checks the identity (raises)."""
     stats = {"input_pairs": int(input_pairs)}
     stats.update(tally_outcomes(outcome_counts))
@@ -100,7 +113,8 @@ def build_stats(*, config, input_pairs: int, outcome_counts, conversion_counts,
     for name, count in conversion_counts:
         conversions[name] = conversions.get(name, 0) + count
     stats["conversions"] = conversions
-    stats["filters"] = filters_table(config, unsafe_summary, rare_summary, dedup_applied)
+    stats["filters"] = filters_table(config, unsafe_summary, rare_summary, dedup_applied,
+                                     eval_error_counts)
     stats["rare_tokens"] = dict(rare_summary)
     stats["vocab"] = dict(vocab)
     stats["histograms"] = dict(histograms)

@@ -7,14 +7,21 @@ Steps, in order:
      double-escaped web text (`&amp;quot;`) is fixed too;
   2. Unicode NFKC (compatibility composition): full-width letters, ligatures (`ﬁ`), no-break
      spaces and other presentation variants become their plain form, so that the same word is
-     counted as one token by the rare-token filter;
+     counted as one token by the rare-token filter (runs of over 30 combining marks are put in
+     canonical order first, in n log n: the same result, see _canonically_ordered);
   3. HTML tags (`<b>`, `</a>`, `<br/>`, `<!-- -->`) replaced by a space; a `<` not followed by
-     a letter or `/` (as in `I <3 NY`, `a < b`) is text and kept;
+     a letter or `/` (as in `I <3 NY`, `a < b`) is text and kept. An unclosed `<!--` is a comment
+     to the end of the text, as browsers read it (HTML's eof-in-comment), so the rest is removed;
   4. control and invisible format characters removed (Unicode Cc that are not whitespace, Cf
      except the zero-width (non-)joiners used inside words and emoji sequences, lone surrogates);
   5. every run of Unicode whitespace (incl. tabs, newlines, U+2028) collapsed to one space and the
      ends stripped.
 Case is kept (`text`); the unigrams used by filters are lower-cased.
+
+Every step is linear in the length of the text, whatever it holds (issue #10: a regex
+`<!--.*?-->` rescanned the rest of the text from every unclosed `<!--`, and CPython's NFKC sorts a
+run of combining marks by insertion, quadratic in the run's length). Captions come from the web:
+one adversarial caption must not stall a worker.
 """
 import functools
 import html
@@ -22,7 +29,11 @@ import re
 import unicodedata
 from typing import List
 
-_TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>", re.DOTALL)
+# A comment opening, or a whole tag. The comment's end is found with str.find (see _strip_tags), not
+# with `<!--.*?-->`, which rescans to the end of the text from every unclosed `<!--`. The tag part
+# is linear: `[^<>]*` stops at the next `<`, so a failed attempt never looks past the next start.
+_TAG_OR_COMMENT = re.compile(r"<!--|</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
+_COMMENT_OPEN, _COMMENT_CLOSE = "<!--", "-->"
 _KEPT_FORMAT_CHARS = {"\u200c", "\u200d"}  # zero-width non-joiner / joiner
 _APOSTROPHES = {"'", "\u2019"}
 _MAX_UNESCAPE_ROUNDS = 3
@@ -35,6 +46,68 @@ def _unescape_html(text: str) -> str:
             break
         text = unescaped
     return text
+
+
+def _mark_run_pattern() -> "re.Pattern[str]":
+    """Runs of more than _SHORT_MARK_RUN characters that may be combining marks: the BMP characters
+    whose NFKD is only marks (canonical combining class > 0: accents, Zalgo marks, U+0F73, U+FF9E),
+    and every non-BMP character (a superset, so the class stays one bitmap lookup per character)."""
+    members = [cp for cp in range(0x10000)
+               if (unicodedata.combining(chr(cp)) or unicodedata.decomposition(chr(cp)))
+               and all(unicodedata.combining(c) for c in unicodedata.normalize("NFKD", chr(cp)))]
+    ranges, first = [], members[0]
+    for prev, cp in zip(members, members[1:] + [-1]):
+        if cp != prev + 1:
+            ranges.append(f"\\u{first:04x}-\\u{prev:04x}")
+            first = cp
+    return re.compile("[%s\\U00010000-\\U0010ffff]{%d,}" % ("".join(ranges), _SHORT_MARK_RUN + 1))
+
+
+# Runs of this many combining marks or fewer are left to NFKC as they are (bounded cost each).
+_SHORT_MARK_RUN = 30  # Unicode's stream-safe limit (UAX #15, section 13): real text stays below
+_LONG_MARK_RUN = _mark_run_pattern()
+
+
+def _canonically_ordered(run: re.Match) -> str:
+    """NFKD, then canonical ordering (a stable sort of each run of marks by combining class): what
+    NFKC does first, but in n log n rather than with CPython's insertion sort. NFKC then finds the
+    marks already ordered and composes them in linear time, to exactly the same result."""
+    out: List[str] = []
+    marks: List[str] = []
+    for ch in run.group():
+        for c in unicodedata.normalize("NFKD", ch):
+            if unicodedata.combining(c):
+                marks.append(c)
+            else:
+                out.extend(sorted(marks, key=unicodedata.combining))
+                marks = []
+                out.append(c)
+    out.extend(sorted(marks, key=unicodedata.combining))
+    return "".join(out)
+
+
+def _nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", _LONG_MARK_RUN.sub(_canonically_ordered, text))
+
+
+def _strip_tags(text: str) -> str:
+    """Tags and comments replaced by a space, in one left-to-right scan (what a single
+    `<!--.*?-->|tag` regex did, in linear time); an unclosed comment removes the rest."""
+    pieces, pos = [], 0
+    while True:
+        found = _TAG_OR_COMMENT.search(text, pos)
+        if found is None:
+            pieces.append(text[pos:])
+            break
+        pieces.append(text[pos:found.start()])
+        pos = found.end()
+        if found.group() == _COMMENT_OPEN:
+            close = text.find(_COMMENT_CLOSE, pos)
+            if close < 0:
+                pieces.append("")  # the comment's space; nothing after an unclosed comment is text
+                break
+            pos = close + len(_COMMENT_CLOSE)
+    return " ".join(pieces)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -64,8 +137,8 @@ def _is_cjk(cp: int) -> bool:
 def normalize_text(raw: str) -> str:
     """Normalized alt-text: entities, NFKC, tags, control chars, whitespace (see module doc)."""
     text = _unescape_html(raw)
-    text = unicodedata.normalize("NFKC", text)
-    text = _TAG.sub(" ", text)
+    text = _nfkc(text)
+    text = _strip_tags(text)
     text = "".join(ch for ch in text if _char_class(ch) != "x")
     return " ".join(text.split())
 

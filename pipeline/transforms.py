@@ -9,9 +9,16 @@
     extra_flags (optional, e.g. near_duplicate_of_eval from dedup/) -> (key, reason) flags
     candidates + all flags --CoGroupByKey by pair key--> reasons.first_reason -> kept | dropped
 
-Flags are joined by key (no side input grows with the data). Only candidates enter the join:
-locally dropped pairs already have their final reason (local reasons come first in DROP_ORDER).
+Flags are joined by key (no side input grows with the data), but each flag names the *pair* it
+belongs to: every pair carries an identity `ident` = "{key}\0{uid}", uid a 64-bit hash of its
+file and position there (schemas/input_readers.py), and the corpus filters, the unsafe scorer
+and the near-duplicate search flag idents. So when two pairs share a key, one pair's flag never
+drops the other: each candidate is judged on its own flags (plus `extra_flags`, which are given
+per key), and only then is every candidate but the first (by image SHA-256, then identity) a
+`duplicate_key` error. Only candidates enter the join: locally dropped pairs already have their
+final reason (local reasons come first in DROP_ORDER).
 """
+import hashlib
 import logging
 from typing import Optional, Tuple
 
@@ -26,14 +33,32 @@ from pipeline.unsafe import ScoreUnsafe
 _SAMPLE_FIELDS = ("key", "url", "text", "raw_text")
 
 
+def pair_ident(raw: dict) -> str:
+    """The identity of one input pair: its key, NUL, a hash of (file, position in the file)."""
+    where = f"{raw.get('file', '')}\0{raw.get('ordinal', 0)}".encode("utf-8", "surrogatepass")
+    return f"{raw['key']}\0{hashlib.blake2b(where, digest_size=8).hexdigest()}"
+
+
+def key_of(ident: str) -> str:
+    return ident.rsplit("\0", 1)[0]
+
+
+def flag_by_key(ident_reason):
+    """(ident, reason) -> (key, (ident, reason)): joined by key, applied to that pair only."""
+    ident, reason = ident_reason
+    return key_of(ident), (ident, reason)
+
+
 def judge(key, grouped):
-    """(key, {"record": [...], "flag": [...]}) -> the judged candidate(s) of that key."""
-    candidates = sorted(grouped["record"], key=lambda r: r["image_sha256"])
+    """(key, {"record": [...], "flag": [(ident or None, reason)]}) -> the judged candidate(s) of
+    that key: the first by (image SHA-256, ident) on its own flags (a None ident: every pair of
+    the key), the others duplicate_key errors."""
+    candidates = sorted(grouped["record"], key=lambda r: (r["image_sha256"], r["ident"]))
     if not candidates:
         return  # flags of pairs that did not reach the join (errors, header-dropped)
-    flags = set(grouped["flag"])
     first = candidates[0]
-    reason = reasons.first_reason(flags)
+    reason = reasons.first_reason({reason for ident, reason in grouped["flag"]
+                                   if ident is None or ident == first["ident"]})
     yield dict(first, status=stats.KEPT if reason is None else stats.DROPPED, reason=reason)
     for duplicate in candidates[1:]:
         yield dict(duplicate, status=stats.ERROR, reason=records.DUPLICATE_KEY)
@@ -56,7 +81,8 @@ def sample_source(record: dict) -> tuple:
         sample["detail"] = (f"{record['width']}x{record['height']} px, "
                             f"{record.get('words', 0)} unigrams")
     else:
-        sample["detail"] = f"error: {record['reason']}"
+        where = record.get("detail") or record.get("file")
+        sample["detail"] = f"error: {record['reason']}" + (f" ({where})" if where else "")
     if record["status"] == stats.ERROR:
         sample["image"] = None  # never decode what failed to decode (bombs, garbage)
     return record["reason"], sample
@@ -92,7 +118,7 @@ def _near_duplicate_entry(key, grouped):
     if not jpegs:
         return
     for match in matches[:1]:
-        yield {"train_key": key, "eval_key": match["eval_key"], "cosine": match["cosine"],
+        yield {"train_key": key_of(key), "eval_key": match["eval_key"], "cosine": match["cosine"],
                "method": match.get("method", ""), "jpeg": jpegs[0]}
 
 
@@ -111,7 +137,7 @@ def _near_duplicate_samples(matches, judged, sample_size):
     jpegs = (judged
              | "NearDuplicateDrops" >> beam.Filter(
                  lambda r: r["reason"] == reasons.NEAR_DUPLICATE_OF_EVAL)
-             | "NearDuplicateJpeg" >> beam.Map(lambda r: (r["key"], r["jpeg"])))
+             | "NearDuplicateJpeg" >> beam.Map(lambda r: (r["ident"], r["jpeg"])))
     return ({"match": matches, "jpeg": jpegs}
             | "JoinNearDuplicateJpegs" >> beam.CoGroupByKey()
             | "NearDuplicateEntry" >> beam.FlatMapTuple(_near_duplicate_entry)
@@ -122,11 +148,14 @@ def _near_duplicate_samples(matches, judged, sample_size):
 
 
 _READABLE = "readable"  # light copy of every readable pair, for the corpus counts and histograms
-_READABLE_FIELDS = ("key", "image_sha256", "text", "width", "height", "words")
+_READABLE_FIELDS = ("ident", "image_sha256", "text", "width", "height", "words")
 
 
 def _parse(raw, config):
     record = records.parse_pair(raw, config)
+    record["ident"], record["file"] = pair_ident(raw), raw.get("file", "")
+    if raw.get("detail"):
+        record["detail"] = raw["detail"]
     yield beam.pvalue.TaggedOutput(record["status"], record)
     if record["status"] != records.ERROR:  # without the image bytes: they need not travel there
         yield beam.pvalue.TaggedOutput(_READABLE, {name: record[name] for name in _READABLE_FIELDS})
@@ -137,11 +166,13 @@ class CuratePairs(beam.PTransform):
 
     "examples": serialized tf.train.Example of every kept pair (schemas/example_schema.py);
     "kept_texts": normalized alt-text of every kept pair (for the vocabulary);
-    "outcomes": (key, status, reason) for EVERY input pair, status in kept/dropped/error;
+    "outcomes": (key, status, reason, file, detail) for EVERY input pair, status in kept/dropped/error;
     "input_pairs": one int; "outcome_counts": ((status, reason), count);
     "conversion_counts": (conversion, count) over kept pairs; "histograms": (name, histogram);
     "unsafe_summary", "rare_summary": one dict each; "samples": (reason, [sample dicts]).
-    `extra_flags`: optional PCollection[(key, reason)] joined like every other flag (dedup/).
+    `extra_flags`: optional PCollection[(key, reason)] joined like every other flag, applied to
+    every pair of that key. "near_duplicate_matches" (with a finder): (key, match); "eval_errors": one dict per eval image
+    or file that could not be read ({"eval_key", "file", "error", "detail"}, dedup/beam_stage.py).
     """
 
     def __init__(self, config, extra_flags: Optional[beam.PCollection] = None,
@@ -159,25 +190,28 @@ class CuratePairs(beam.PTransform):
         dropped_locally = parsed[records.DROPPED_LOCALLY] | "MarkDroppedLocally" >> beam.Map(
             lambda r: dict(r, status=stats.DROPPED))
         readable = parsed[_READABLE]  # locally dropped + candidates, light records
-        many = (readable | "KeyToSha" >> beam.Map(lambda r: (r["key"], r["image_sha256"]))
+        many = (readable | "KeyToSha" >> beam.Map(lambda r: (r["ident"], r["image_sha256"]))
                 | "FlagImagesWithManyAltTexts" >> corpus_filters.FlagImagesWithManyAltTexts(
                     config.max_alt_texts_per_image))
         shared = (readable
-                  | "KeyShaText" >> beam.Map(lambda r: (r["key"], r["image_sha256"], r["text"]))
+                  | "KeyShaText" >> beam.Map(lambda r: (r["ident"], r["image_sha256"], r["text"]))
                   | "FlagSharedAltTexts" >> corpus_filters.FlagSharedAltTexts(
                       config.max_images_per_alt_text))
-        rare = (readable | "KeyToText" >> beam.Map(lambda r: (r["key"], r["text"]))
+        rare = (readable | "KeyToText" >> beam.Map(lambda r: (r["ident"], r["text"]))
                 | "FlagRareTokens" >> corpus_filters.FlagRareTokens(config.top_n_tokens))
         unsafe = candidates | "ScoreUnsafe" >> ScoreUnsafe(config)
-        flag_sets = [many["flags"], shared["flags"], rare["flags"], unsafe["flags"]]
-        if self._extra_flags is not None:
-            flag_sets.append(self._extra_flags)
+        pair_flags = [many["flags"], shared["flags"], rare["flags"], unsafe["flags"]]
         matches = None
         if self._finder is not None:  # dedup/ (appendix A) on the re-encoded candidate images
-            matches = (candidates | "KeyToJpeg" >> beam.Map(lambda r: (r["key"], r["jpeg"]))
+            matches = (candidates | "IdentToJpeg" >> beam.Map(lambda r: (r["ident"], r["jpeg"]))
                        | "FindNearDuplicatesOfEval" >> self._finder)
-            flag_sets.append(matches | "ToNearDuplicateFlag" >> beam.Map(
+            pair_flags.append(matches | "ToNearDuplicateFlag" >> beam.Map(
                 lambda kv: (kv[0], reasons.NEAR_DUPLICATE_OF_EVAL)))
+        flag_sets = [pair_flags | "FlattenPairFlags" >> beam.Flatten()
+                     | "FlagsByKey" >> beam.Map(flag_by_key)]
+        if self._extra_flags is not None:
+            flag_sets.append(self._extra_flags | "ExtraFlagsByKey" >> beam.MapTuple(
+                lambda key, reason: (key, (None, reason))))
         flags = flag_sets | "FlattenFlags" >> beam.Flatten()
 
         judged = ({"record": candidates | "KeyCandidates" >> beam.Map(lambda r: (r["key"], r)),
@@ -187,7 +221,8 @@ class CuratePairs(beam.PTransform):
         kept = judged | "KeepKept" >> beam.Filter(lambda r: r["status"] == stats.KEPT)
         every = ((parsed[records.ERROR], dropped_locally, judged)
                  | "FlattenOutcomes" >> beam.Flatten())
-        outcomes = every | "ToOutcome" >> beam.Map(lambda r: (r["key"], r["status"], r["reason"]))
+        outcomes = every | "ToOutcome" >> beam.Map(lambda r: (
+            r["key"], r["status"], r["reason"], r.get("file", ""), r.get("detail", "")))
 
         result = {
             "examples": kept | "ToExample" >> beam.Map(to_example),
@@ -210,7 +245,9 @@ class CuratePairs(beam.PTransform):
                         | "Thumbnails" >> beam.Map(with_thumbnails)),
         }
         if matches is not None:
-            result["near_duplicate_matches"] = matches
+            result["eval_errors"] = self._finder.eval_errors  # eval images not compared
+            result["near_duplicate_matches"] = matches | "MatchesByKey" >> beam.MapTuple(
+                lambda ident, match: (key_of(ident), match))
             result["near_duplicates"] = _near_duplicate_samples(
                 matches, judged, config.report_samples_per_reason)
         return result

@@ -22,6 +22,11 @@ from PIL import Image
 from pipeline import reasons
 
 
+def _pair(record: dict) -> str:
+    """The identity flags are given for (transforms.pair_ident; the key outside CuratePairs)."""
+    return record.get("ident", record["key"])
+
+
 def is_unsafe(score: Optional[float], threshold: float) -> bool:
     return score is not None and score >= threshold
 
@@ -96,18 +101,18 @@ class ScoreUnsafe(beam.PTransform):
     def _scores(self, candidates):
         config = self._config
         if self._mode == "score_field":
-            return candidates | "ReadScores" >> beam.Map(lambda r: (r["key"], r["unsafe_score"]))
+            return candidates | "ReadScores" >> beam.Map(lambda r: (_pair(r), r["unsafe_score"]))
         handler = KeyedModelHandler(SavedModelScoreHandler(config.unsafe_model_path,
                                                            config.unsafe_score_index))
         size = config.unsafe_model_input_px
         return (candidates
-                | "ToModelInput" >> beam.Map(lambda r: (r["key"], image_array(r["jpeg"], size)))
+                | "ToModelInput" >> beam.Map(lambda r: (_pair(r), image_array(r["jpeg"], size)))
                 | "RunUnsafeModel" >> RunInference(handler))
 
     def expand(self, candidates):
         config, mode = self._config, self._mode
         if mode == "none":
-            scores = candidates | "NoScores" >> beam.Map(lambda r: (r["key"], None))
+            scores = candidates | "NoScores" >> beam.Map(lambda r: (_pair(r), None))
         else:
             scores = self._scores(candidates)
         threshold = config.unsafe_threshold

@@ -1,4 +1,6 @@
 """End-to-end: FindNearDuplicatesOfEval on the FnApiRunner drops exactly the planted duplicates."""
+import logging
+
 import numpy as np
 import pytest
 import apache_beam as beam
@@ -84,15 +86,40 @@ def test_centroids_path_is_loaded_at_construction(eval_set, tmp_path):
     assert len(stage.sources) == 4  # 2 folder images, 1 tar, 1 TFRecord
 
 
-def test_corrupt_eval_image_fails_the_pipeline_with_its_name(tmp_path):
+def test_bad_eval_inputs_do_not_fail_the_run_and_come_out_as_eval_errors(tmp_path, caplog):
     folder = tmp_path / "eval"
     folder.mkdir()
-    (folder / "good.png").write_bytes(fixtures.encode(fixtures.make_image(1)))
+    good = fixtures.make_image(1)
+    (folder / "good.png").write_bytes(fixtures.encode(good))
     (folder / "broken.jpg").write_bytes(fixtures.encode(fixtures.make_image(2), "JPEG")[:300])
-    with pytest.raises(Exception, match=r"corrupt eval image .*broken\.jpg"):
-        with TestPipeline(runner=FnApiRunner()) as p:
-            _ = (p | beam.Create([("t", fixtures.encode(fixtures.make_image(3)))])
-                 | FindNearDuplicatesOfEval([str(folder)], DedupConfig()))
+    shard = str(tmp_path / "shard.tar")
+    fixtures.write_tar(shard, {"a.png": fixtures.encode(fixtures.make_image(4)),
+                               "b.png": fixtures.encode(fixtures.make_image(5))})
+    data = open(shard, "rb").read()
+    open(shard, "wb").write(data[:len(data) // 2])  # cut inside b.png: a.png is still indexed
+    stage = FindNearDuplicatesOfEval([str(folder), shard], DedupConfig(num_clusters=4))
+    training = [("t", fixtures.encode(fixtures.make_image(3))),
+                ("copy_of_good", fixtures.resized_jpeg(good)),
+                ("copy_of_a", fixtures.darker(fixtures.make_image(4)))]
+    with caplog.at_level(logging.WARNING), TestPipeline(runner=FnApiRunner()) as p:
+        matches = p | beam.Create(training) | stage
+        assert_that(matches | beam.Map(lambda kv: (kv[0], kv[1]["eval_key"])), equal_to([
+            ("copy_of_good", str(folder / "good.png")), ("copy_of_a", f"{shard}#a.png")]),
+            label="GoodEvalImagesStillMatch")
+        assert_that(stage.eval_errors | beam.Map(lambda e: (e["eval_key"], e["file"], e["error"],
+                                                            bool(e["detail"]))), equal_to([
+            (str(folder / "broken.jpg"), str(folder / "broken.jpg"), "undecodable_image", True),
+            (shard, shard, "unreadable_file", True)]), label="EvalErrors")
+    assert "2 EVAL IMAGE(S) COULD NOT BE READ" in caplog.text  # one loud warning per run
+    assert f"{folder / 'broken.jpg'}, {shard}" in caplog.text
+
+
+def test_eval_errors_is_empty_for_a_clean_eval_set(eval_set):
+    stage = FindNearDuplicatesOfEval(eval_set["globs"], DedupConfig(num_clusters=4))
+    assert stage.eval_errors is None  # set when the stage is applied
+    with TestPipeline(runner=FnApiRunner()) as p:
+        _ = p | beam.Create([("t", fixtures.encode(fixtures.make_image(3)))]) | stage
+        assert_that(stage.eval_errors, equal_to([]))
 
 
 def test_drop_flag_uses_the_pipeline_reason():
@@ -120,7 +147,7 @@ def demo_images(count):
 def test_real_demo_images_only_the_edited_copies_are_found(tmp_path):
     # Real OpenClipArt / emoji images from demo_data: 4 are the eval set, 12 others plus an edited
     # copy of two eval images are the training candidates.
-    from dedup.images import decode_rgb
+    from schemas.image_decode import decode_rgb
 
     images = demo_images(16)
     folder = tmp_path / "eval"

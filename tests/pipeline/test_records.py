@@ -1,7 +1,10 @@
 """parse_pair: every bad input lands in one named error, drop reason or conversion."""
+import dataclasses
+
 import pytest
 
-from pipeline import image_io, readers, reasons, records
+from pipeline import readers, reasons, records
+from schemas import image_decode as image_io
 from pipeline.options import CurationConfig
 from tests.pipeline import image_factory as f
 
@@ -37,6 +40,48 @@ def test_errors_are_named(raw, error):
 def test_invalid_utf8_keeps_a_readable_raw_text_for_the_report():
     record = parse(f.rgb(300, 300), text=b"caf\xe9")
     assert record["raw_text"] == "caf\ufffd"
+
+
+MAX = CONFIG.max_caption_bytes
+
+
+def test_caption_one_byte_over_the_cap_is_an_error_keeping_its_first_200_characters():
+    record = parse(f.rgb(300, 300), text=b"x" * (MAX + 1))
+    assert record == {"key": "k1", "url": "http://x/1.png", "raw_text": "x" * 200, "text": "",
+                      "status": records.ERROR, "reason": records.CAPTION_TOO_LONG}
+
+
+def test_caption_of_exactly_the_cap_goes_on_to_the_word_count_filter():
+    text = ("word " * MAX).encode()[:MAX]
+    record = parse(f.rgb(300, 300), text=text)
+    assert (record["status"], record["reason"]) == (records.DROPPED_LOCALLY,
+                                                    reasons.TOO_MANY_WORDS)
+    assert len(record["raw_text"]) == MAX
+
+
+def test_caption_length_is_checked_before_decoding_and_normalizing(monkeypatch):
+    def fail(_):
+        raise AssertionError("an over-long caption must not be normalized")
+    monkeypatch.setattr(records, "normalize_text", fail)
+    record = parse(f.rgb(300, 300), text=b"caf\xe9 " + b"<!--" * MAX)  # invalid UTF-8, too long
+    assert record["reason"] == records.CAPTION_TOO_LONG
+    assert record["raw_text"] == "caf\ufffd " + "<!--" * 48 + "<!-"
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("\u00e9" * 5, reasons.TOO_FEW_WORDS),  # 10 UTF-8 bytes: at the cap
+    ("\u00e9" * 6, records.CAPTION_TOO_LONG),  # 6 characters but 12 bytes: over it
+    ("\udcff" * 4, records.CAPTION_TOO_LONG),  # lone surrogates (3 bytes each) do not crash it
+    ("x" * 11, records.CAPTION_TOO_LONG),
+])
+def test_caption_cap_counts_utf8_bytes_of_str_texts(text, reason):
+    config = dataclasses.replace(CONFIG, max_caption_bytes=10)
+    assert records.parse_pair(pair(f.rgb(300, 300), text=text), config)["reason"] == reason
+
+
+def test_caption_too_long_is_listed_after_invalid_utf8_text():
+    errors = list(records.ERRORS)
+    assert errors.index(records.CAPTION_TOO_LONG) == errors.index(records.INVALID_UTF8_TEXT) + 1
 
 
 def test_small_truncated_image_is_dropped_from_its_header_without_decoding():

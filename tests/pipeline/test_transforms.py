@@ -7,7 +7,8 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline import image_io, readers, reasons, records
+from pipeline import readers, reasons, records
+from schemas import image_decode as image_io
 from pipeline.options import CurationConfig
 from pipeline.text_normalize import normalize_text
 from pipeline.token_counts import tokens_of
@@ -70,7 +71,8 @@ def test_every_pair_gets_exactly_its_first_reason():
                             top_n_tokens=top_n_keeping_repeated_tokens(raw))
     with TestPipeline(runner=FnApiRunner()) as p:
         result = (p | beam.Create(raw)) | CuratePairs(config)
-        assert_that(result["outcomes"], equal_to(expected), label="ExactOutcomes")
+        assert_that(result["outcomes"] | beam.Map(lambda o: (o[0], o[1], o[2])), equal_to(expected),
+                    label="ExactOutcomes")
         assert_that(result["kept_texts"], equal_to([TEXT_A, TEXT_B]), label="KeptTexts")
         assert_that(result["input_pairs"], equal_to([len(raw)]), label="InputPairs")
         assert_that(result["conversion_counts"],
@@ -100,7 +102,7 @@ def test_unsafe_filter_without_scorer_is_not_applied_and_extra_flags_join_by_key
                                                  ("small", reasons.NEAR_DUPLICATE_OF_EVAL),
                                                  ("no_such_key", reasons.NEAR_DUPLICATE_OF_EVAL)])
         result = (p | beam.Create(raw)) | CuratePairs(config, extra_flags=flags)
-        assert_that(result["outcomes"], equal_to([
+        assert_that(result["outcomes"] | beam.Map(lambda o: (o[0], o[1], o[2])), equal_to([
             ("small", "dropped", reasons.IMAGE_TOO_SMALL), ("unsafe", "kept", None),
             ("keptA", "kept", None), ("keptB", "dropped", reasons.NEAR_DUPLICATE_OF_EVAL)]))
         assert_that(result["unsafe_summary"] | beam.Map(lambda s: (s["applied"], s["note"][:11])),
@@ -108,8 +110,30 @@ def test_unsafe_filter_without_scorer_is_not_applied_and_extra_flags_join_by_key
 
 
 def test_duplicate_keys_are_counted_as_errors_not_lost():
-    one, two = {"key": "k", "image_sha256": "b"}, {"key": "k", "image_sha256": "a"}
-    judged = list(judge("k", {"record": [one, two], "flag": [reasons.RARE_TOKEN]}))
+    one = {"key": "k", "ident": "k\0one", "image_sha256": "b"}
+    two = {"key": "k", "ident": "k\0two", "image_sha256": "a"}
+    judged = list(judge("k", {"record": [one, two], "flag": [("k\0two", reasons.RARE_TOKEN)]}))
     assert [(j["image_sha256"], j["status"], j["reason"]) for j in judged] == [
         ("a", "dropped", reasons.RARE_TOKEN), ("b", "error", records.DUPLICATE_KEY)]
+
+
+def test_a_flag_of_one_pair_never_drops_another_pair_with_the_same_key():
+    """The pair judged first (image "a") has a unique text; the other pair of the same key
+    (image "b") has a shared one. Only "b"'s flag names "b": "a" is kept, "b" is duplicate_key."""
+    first = {"key": "k", "ident": "k\0first", "image_sha256": "a"}
+    second = {"key": "k", "ident": "k\0second", "image_sha256": "b"}
+    judged = list(judge("k", {"record": [second, first],
+                              "flag": [("k\0second", reasons.ALT_TEXT_SHARED)]}))
+    assert [(j["ident"], j["status"], j["reason"]) for j in judged] == [
+        ("k\0first", "kept", None), ("k\0second", "error", records.DUPLICATE_KEY)]
+    by_key = list(judge("k", {"record": [first], "flag": [(None, reasons.UNSAFE)]}))
+    assert [(j["status"], j["reason"]) for j in by_key] == [("dropped", reasons.UNSAFE)]
+
+
+def test_pair_identity_differs_by_file_and_position_and_keeps_the_key():
+    from pipeline.transforms import key_of, pair_ident
+    a = pair_ident({"key": "k\0x", "file": "a.tar", "ordinal": 0})
+    assert key_of(a) == "k\0x"
+    assert len({a, pair_ident({"key": "k\0x", "file": "b.tar", "ordinal": 0}),
+                pair_ident({"key": "k\0x", "file": "a.tar", "ordinal": 1})}) == 3
     assert list(judge("k", {"record": [], "flag": [reasons.RARE_TOKEN]})) == []

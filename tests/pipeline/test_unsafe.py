@@ -7,7 +7,8 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline import image_io, reasons, unsafe
+from pipeline import reasons, unsafe
+from schemas import image_decode as image_io
 from pipeline.options import CurationConfig
 from tests.pipeline import image_factory as f
 

@@ -83,14 +83,16 @@ def default_output(model_dir: str, task: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(model_dir.rstrip("/"))), "eval", f"{task}.json")
 
 
-def run_task(args, model) -> dict:
+def run_task(args, model, errors=None) -> dict:
+    """`errors`: a list receiving the unreadable input pairs left out (datasets.ReadError)."""
     if args.task == "retrieval":
         from trainer.evaluation.tasks import retrieval
 
         if bool(args.tfrecords) == bool(args.karpathy_json):
             raise ValueError("give exactly one of --tfrecords or --karpathy_json (with --image_root)")
         if args.tfrecords:
-            data = datasets.retrieval_set_from_pairs(list(datasets.read_tfrecord_pairs(args.tfrecords)))
+            pairs = datasets.read_tfrecord_pairs(args.tfrecords, errors)
+            data = datasets.retrieval_set_from_pairs(datasets.decodable_pairs(pairs, errors))
         else:
             if not args.image_root:
                 raise ValueError("--karpathy_json needs --image_root")
@@ -107,7 +109,9 @@ def run_task(args, model) -> dict:
             return tasks.knn(model, train, test, args.ks, args.vote_k)
         return tasks.linear_probe(model, train, test, args.C)
     if args.task == "intramodal":
-        pairs = list(datasets.read_pairs(args.data, args.input_format))
+        pairs = list(datasets.read_pairs(args.data, args.input_format, errors))
+        if args.modality == "image":
+            pairs = datasets.decodable_pairs(pairs, errors)
         items = [p.load_image() for p in pairs] if args.modality == "image" else [p.text for p in pairs]
         keys = [p.key for p in pairs]
         return tasks.intra_modal(model, keys, items, args.pairs, args.modality, args.min_score, args.ks)
@@ -120,6 +124,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from trainer.evaluation.exported_model import ExportedModel, ModelLoadError, check_export_dir
 
+    errors = []
     try:
         if args.task == "finetune":
             from trainer.evaluation.finetune import run_finetune
@@ -129,15 +134,20 @@ def main(argv=None) -> int:
             check_export_dir(args.model)
             started = time.time()
             model = ExportedModel(args.model, batch_size=args.batch_size)
-            result = run_task(args, model)
+            result = run_task(args, model, errors)
             result["seconds"] = round(time.time() - started, 1)
-    except (ModelLoadError, ValueError, FileNotFoundError, ImportError) as e:
+    except (ModelLoadError, ValueError, FileNotFoundError, ImportError, datasets.ImageReadError) as e:
+        if errors:  # first: the pairs left out may be why the task failed (annotated keys missing)
+            print(datasets.errors_warning(f"align-eval {args.task}", errors), file=sys.stderr)
         print(f"align-eval {args.task}: error: {e}", file=sys.stderr)
         return 2
-    payload = {"task": args.task, "model": args.model, "result": result}
+    payload = {"task": args.task, "model": args.model, "result": result,
+               "read_errors": datasets.summarize_errors(errors)}
     output = args.output_json or (
         os.path.join(args.workdir, "finetune.json") if args.task == "finetune" else default_output(args.model, args.task))
     report.write_json(output, payload)
+    if errors:
+        print(datasets.errors_warning(f"align-eval {args.task}", errors, f"{output} (read_errors)"), file=sys.stderr)
     print(report.format_table(f"align-eval {args.task}  ({args.model})", result))
     print(f"wrote {output}")
     return 0

@@ -1,20 +1,54 @@
-"""Readers of the evaluation and search inputs, as plain Python records.
+"""Readers of the evaluation and search inputs, as `Pair`s, on top of schemas/input_readers.py.
 
 - TFRecords of `schemas/` (what `align-curate` writes);
 - Karpathy-split JSON (Flickr30K / MSCOCO retrieval, Karpathy & Fei-Fei 2015);
 - class-folder datasets (`ROOT/<class>/<image>`, ImageNet style);
 - image folders (any tree of images, with an optional `<stem>.txt` caption beside each image);
-- webdataset shards (`*.tar` with `{key}.jpg|png`, `{key}.txt`, `{key}.json`, img2dataset layout).
+- webdataset shards (`*.tar` with `{key}.jpg|png`, `{key}.txt`, `{key}.json`, img2dataset layout),
+  keyed by the .json `key` when there is one, as curation keys them.
+
+The files are read by schemas/input_readers.py, the reader curation uses, so a shard gives the
+same keys and the same bad samples everywhere; paths may be local or gs:// (schemas/input_files).
+A pair that cannot be used (a `read_error` of the schemas readers: `unreadable_file`,
+`corrupt_record`, `malformed_metadata`, `image_not_found`, ...; or no image at all:
+`missing_image`) is not silently dropped: pass an `errors` list and a ReadError is appended for
+each, for align-eval and align-search build to count and name.
+
+Texts are decoded as UTF-8 with errors="replace" (U+FFFD for undecodable bytes): acceptable for
+embedding a caption in evaluation or showing it in search; curation itself rejects such captions.
 """
+import collections
 import dataclasses
-import glob as globlib
 import hashlib
 import json
 import os
-import tarfile
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+import posixpath
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence
 
+from schemas import input_files, input_readers
+from schemas.image_decode import ImageDecodeError, model_input_bytes
+
+# Of class folders: the formats the export's tf.io.decode_image reads (image folders and shards
+# take every extension of schemas/input_readers.py; an undecodable one is then a named error).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
+MISSING_IMAGE = "missing_image"  # no image (img2dataset writes only the .json of a failed download)
+
+
+class ReadError(NamedTuple):
+    """One input pair left out, and why (`error`: a schemas/ error name)."""
+
+    key: str
+    file: str
+    error: str
+    detail: str = ""
+
+
+class ImageReadError(OSError):
+    """An image named by a path cannot be read; `name` is one of input_files.PATH_ERRORS."""
+
+    def __init__(self, name: str, path: str):
+        super().__init__(f"{path}: {name}")
+        self.name, self.path = name, path
 
 
 @dataclasses.dataclass
@@ -24,8 +58,9 @@ class Pair:
     key: str
     text: str
     image_id: str
-    load_image: Callable[[], bytes]  # encoded bytes, loaded on demand
+    load_image: Callable[[], bytes]  # encoded bytes, loaded on demand; may raise ImageReadError
     meta: dict = dataclasses.field(default_factory=dict)
+    file: str = ""  # the input file it was read from (to name it in read errors)
 
 
 @dataclasses.dataclass
@@ -39,22 +74,33 @@ class RetrievalSet:
 
 
 def expand_glob(pattern: str) -> List[str]:
-    """Sorted matches of a local or gs:// glob; ValueError when nothing matches."""
-    if pattern.startswith("gs://"):
-        import tensorflow as tf
-
-        paths = sorted(tf.io.gfile.glob(pattern))
-    else:
-        paths = sorted(globlib.glob(os.path.expanduser(pattern)))
+    """Sorted files matching a local or gs:// glob; ValueError when nothing matches."""
+    paths = input_files.match_files(pattern)
     if not paths:
         raise ValueError(f"no files match {pattern}")
     return paths
 
 
-def _file_loader(path: str) -> Callable[[], bytes]:
+def summarize_errors(errors: Sequence[ReadError], limit: int = 100) -> dict:
+    """{"count", "by_error": {name: n}, "first": the first `limit` as dicts} for JSON outputs."""
+    by_error = collections.Counter(e.error for e in errors)
+    return {"count": len(errors), "by_error": dict(sorted(by_error.items())),
+            "first": [e._asdict() for e in errors[:limit]]}
+
+
+def errors_warning(prog: str, errors: Sequence[ReadError], where: str = "") -> str:
+    """The one-line warning printed when inputs were left out."""
+    by_error = ", ".join(f"{k}: {v}" for k, v in summarize_errors(errors, 0)["by_error"].items())
+    listed = f"; listed in {where}" if where else ""
+    return f"{prog}: warning: {len(errors)} input pair(s) unreadable and left out ({by_error}){listed}"
+
+
+def _path_loader(path: str) -> Callable[[], bytes]:
     def load() -> bytes:
-        with open(path, "rb") as f:
-            return f.read()
+        data, error = input_files.read_image_path(path)
+        if error:
+            raise ImageReadError(error, path)
+        return data
 
     return load
 
@@ -63,24 +109,95 @@ def _const(data: bytes) -> Callable[[], bytes]:
     return lambda: data
 
 
-def read_tfrecord_pairs(pattern: str) -> Iterator[Pair]:
-    """Pairs of curated TFRecords; image_id = image/sha256 (or the SHA-256 of the stored JPEG)."""
-    import tensorflow as tf
+def _usable(raw: dict, errors: Optional[list]) -> bool:
+    """False (and the pair reported) for a raw pair with a read_error or without any image."""
+    error, detail = raw["read_error"], raw["detail"]
+    if not error and raw["image"] is None and "image_path" not in raw:
+        error, detail = MISSING_IMAGE, detail or "no image in the sample"
+    if error and errors is not None:
+        errors.append(ReadError(raw["key"], raw["file"], error, detail))
+    return not error
 
-    from schemas import example_schema as es
 
-    for path in expand_glob(pattern):
-        for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
-            ex = es.parse_example_dict(record)
-            image = ex[es.IMAGE_ENCODED]
-            sha = (ex.get(es.IMAGE_SHA256) or b"").decode("ascii") or hashlib.sha256(image).hexdigest()
-            yield Pair(
-                key=ex[es.KEY].decode("utf-8"),
-                text=ex[es.TEXT].decode("utf-8"),
-                image_id=sha,
-                load_image=_const(image),
-                meta={"url": (ex.get(es.URL) or b"").decode("utf-8")},
-            )
+def _text(raw: dict) -> str:
+    return (raw["text"] or b"").decode("utf-8", "replace")
+
+
+def read_tfrecord_pairs(pattern: str, errors: Optional[list] = None) -> Iterator[Pair]:
+    """Pairs of curated TFRecords (text: the stored normalized `text`); image_id = image/sha256
+    (or the SHA-256 of the stored JPEG). A record whose CRC fails is one `corrupt_record` error;
+    reading goes on with the next record."""
+    paths = expand_glob(pattern)  # now, not at the first next(): a bad glob fails at the call
+
+    def pairs():
+        for path in paths:
+            for raw in input_readers.read_tfrecord(path):
+                if _usable(raw, errors):
+                    image = raw["image"]
+                    yield Pair(key=raw["key"], text=_text(raw), load_image=_const(image),
+                               image_id=raw.get("image_sha256") or hashlib.sha256(image).hexdigest(),
+                               meta={"url": raw["url"]}, file=path)
+
+    return pairs()
+
+
+def read_webdataset(pattern: str, errors: Optional[list] = None, metadata: bool = True) -> Iterator[Pair]:
+    """img2dataset webdataset shards. Key (and image_id): the .json `key`, else the member name
+    before the first dot. Text: the .txt, else the .json `caption`, stripped. `meta`: the .json
+    (with its "url") when `metadata`, else {"url": ...}."""
+    paths = expand_glob(pattern)
+
+    def pairs():
+        for path in paths:
+            for raw in input_readers.read_webdataset(path, with_metadata=metadata):
+                if _usable(raw, errors):
+                    yield Pair(key=raw["key"], text=_text(raw).strip(), image_id=raw["key"],
+                               load_image=_const(raw["image"]), file=path,
+                               meta={"url": raw["url"], **raw.get("meta", {})})
+
+    return pairs()
+
+
+def read_image_folder(root: str, errors: Optional[list] = None) -> Iterator[Pair]:
+    """Every image under root (sorted); key = path relative to root; text = sidecar <stem>.txt
+    if any, stripped. Images are read on demand (the loader raises ImageReadError)."""
+    if input_files.scheme_of(root) is None and not os.path.isdir(root):
+        raise ValueError(f"image folder not found: {root}")  # object stores have no directories
+
+    def pairs():
+        for raw in input_readers.read_image_folder(root):
+            if _usable(raw, errors):
+                yield Pair(key=raw["key"], text=_text(raw).strip(), image_id=raw["key"],
+                           load_image=_path_loader(raw["image_path"]), file=raw["file"])
+
+    return pairs()
+
+
+def read_pairs(source: str, kind: str, errors: Optional[list] = None) -> Iterator[Pair]:
+    """Dispatch on --input_format: tfrecord, webdataset or image_folder."""
+    if kind == "webdataset":
+        return read_webdataset(source, errors, metadata=False)
+    readers = {"tfrecord": read_tfrecord_pairs, "image_folder": read_image_folder}
+    if kind not in readers:
+        raise ValueError(f"unknown input format {kind!r}; one of {sorted(readers) + ['webdataset']}")
+    return readers[kind](source, errors)
+
+
+def decodable_pairs(pairs, errors: Optional[list] = None) -> List[Pair]:
+    """The pairs whose image reads and decodes with schemas.image_decode (pixel cap, named
+    errors), each image read once and kept in memory as model_input_bytes (EXIF orientation and
+    alpha on white applied as in curation; the export's tf.io.decode_image does neither and has
+    no pixel cap); the others go to `errors`."""
+    kept = []
+    for pair in pairs:
+        try:
+            data = model_input_bytes(pair.load_image())
+        except (ImageReadError, ImageDecodeError) as error:
+            if errors is not None:
+                errors.append(ReadError(pair.key, pair.file, error.name, str(error)))
+            continue
+        kept.append(dataclasses.replace(pair, load_image=_const(data)))
+    return kept
 
 
 def retrieval_set_from_pairs(pairs: Sequence[Pair]) -> RetrievalSet:
@@ -96,17 +213,18 @@ def retrieval_set_from_pairs(pairs: Sequence[Pair]) -> RetrievalSet:
 
 def read_karpathy_split(json_path: str, image_root: str, split: str = "test") -> RetrievalSet:
     """dataset_{coco,flickr30k}.json of Karpathy's splits: images[] with filename, optional
-    filepath (COCO), split and sentences[].raw. Image paths: image_root/[filepath/]filename."""
-    with open(json_path, encoding="utf-8") as f:
-        data = json.load(f)
+    filepath (COCO), split and sentences[].raw. Image paths: image_root/[filepath/]filename
+    (local or gs://; a missing image raises ImageReadError when loaded: the benchmark needs all)."""
+    with input_files.open_file(json_path) as f:
+        data = json.loads(f.read().decode("utf-8"))
     image_ids, loaders, texts, text_ids = [], [], [], []
     for image in data["images"]:
         if image.get("split") != split:
             continue
-        path = os.path.join(image_root, image.get("filepath", ""), image["filename"])
+        path = posixpath.join(image_root, image.get("filepath", ""), image["filename"])
         image_id = str(image.get("cocoid", image.get("imgid", image["filename"])))
         image_ids.append(image_id)
-        loaders.append(_file_loader(path))
+        loaders.append(_path_loader(path))
         for sentence in image["sentences"]:
             texts.append(sentence.get("raw") or " ".join(sentence["tokens"]))
             text_ids.append(image_id)
@@ -121,75 +239,45 @@ class ClassFolder:
     labels: List[int]
     class_names: List[str]  # human-readable names used in the prompts
 
+    def image_loaders(self) -> List[Callable[[], bytes]]:
+        """Loaders of `paths` through schemas/input_files (local or gs://)."""
+        return [_path_loader(p) for p in self.paths]
+
+
+def _class_dirs(root: str) -> Dict[str, List[str]]:
+    """class directory name -> its image paths (sorted). Locally every sub-directory is a class,
+    even an empty one (it still takes a label); an object store only lists files."""
+    root = root.rstrip("/")
+    if input_files.scheme_of(root) is None:
+        if not os.path.isdir(root):
+            raise ValueError(f"class-folder dataset not found: {root}")
+        classes = {d: [] for d in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, d))}
+    else:
+        classes = {}
+    for path in input_files.match_files(root + "/*/*"):
+        class_dir = path[len(root) + 1:].split("/", 1)[0]
+        if path.lower().endswith(IMAGE_EXTENSIONS):
+            classes.setdefault(class_dir, []).append(path)
+    return dict(sorted(classes.items()))
+
 
 def read_class_folder(root: str, class_names_file: Optional[str] = None) -> ClassFolder:
     """ROOT/<class dir>/<images>. Class order: sorted directory names. Prompt names: the lines of
     class_names_file (one per class, in that order) or the directory name with '_' as spaces."""
-    if not os.path.isdir(root):
-        raise ValueError(f"class-folder dataset not found: {root}")
-    class_dirs = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    if not class_dirs:
+    classes = _class_dirs(root)
+    if not classes:
         raise ValueError(f"{root}: no class sub-directories")
     if class_names_file:
-        with open(class_names_file, encoding="utf-8") as f:
-            names = [line.strip() for line in f if line.strip()]
-        if len(names) != len(class_dirs):
-            raise ValueError(f"{class_names_file}: {len(names)} names for {len(class_dirs)} class directories")
+        with input_files.open_file(class_names_file) as f:
+            names = [line.strip() for line in f.read().decode("utf-8").splitlines() if line.strip()]
+        if len(names) != len(classes):
+            raise ValueError(f"{class_names_file}: {len(names)} names for {len(classes)} class directories")
     else:
-        names = [d.replace("_", " ") for d in class_dirs]
+        names = [d.replace("_", " ") for d in classes]
     paths, labels = [], []
-    for label, d in enumerate(class_dirs):
-        for name in sorted(os.listdir(os.path.join(root, d))):
-            if name.lower().endswith(IMAGE_EXTENSIONS):
-                paths.append(os.path.join(root, d, name))
-                labels.append(label)
+    for label, class_paths in enumerate(classes.values()):
+        paths += class_paths
+        labels += [label] * len(class_paths)
     if not paths:
         raise ValueError(f"{root}: no images ({', '.join(IMAGE_EXTENSIONS)}) in the class directories")
     return ClassFolder(paths, labels, names)
-
-
-def read_image_folder(root: str) -> Iterator[Pair]:
-    """Every image under root (sorted); key = path relative to root; text = sidecar <stem>.txt if any."""
-    if not os.path.isdir(root):
-        raise ValueError(f"image folder not found: {root}")
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if not name.lower().endswith(IMAGE_EXTENSIONS):
-                continue
-            path = os.path.join(dirpath, name)
-            key = os.path.relpath(path, root)
-            sidecar = os.path.splitext(path)[0] + ".txt"
-            text = ""
-            if os.path.exists(sidecar):
-                with open(sidecar, encoding="utf-8") as f:
-                    text = f.read().strip()
-            yield Pair(key=key, text=text, image_id=key, load_image=_file_loader(path))
-
-
-def read_webdataset(pattern: str) -> Iterator[Pair]:
-    """img2dataset webdataset shards: members grouped by key (the name before the first dot)."""
-    for path in expand_glob(pattern):
-        with tarfile.open(path) as tar:
-            groups: Dict[str, Dict[str, bytes]] = {}
-            for member in tar.getmembers():
-                if not member.isfile():
-                    continue
-                base = os.path.basename(member.name)
-                key, _, ext = base.partition(".")
-                groups.setdefault(key, {})[ext.lower()] = tar.extractfile(member).read()
-        for key, files in groups.items():
-            image_ext = next((e for e in files if "." + e in IMAGE_EXTENSIONS), None)
-            if image_ext is None:
-                continue  # e.g. a failed download: img2dataset writes only the .json
-            meta = json.loads(files["json"]) if "json" in files else {}
-            text = files["txt"].decode("utf-8").strip() if "txt" in files else meta.get("caption", "")
-            yield Pair(key=key, text=text, image_id=key, load_image=_const(files[image_ext]), meta=meta)
-
-
-def read_pairs(source: str, kind: str) -> Iterator[Pair]:
-    """Dispatch on --input_format: tfrecord, webdataset or image_folder."""
-    readers = {"tfrecord": read_tfrecord_pairs, "webdataset": read_webdataset, "image_folder": read_image_folder}
-    if kind not in readers:
-        raise ValueError(f"unknown input format {kind!r}; one of {sorted(readers)}")
-    return readers[kind](source)

@@ -72,7 +72,7 @@ def retrieval_from_pair_embeddings(image_emb, text_emb, image_ids_of_pairs: Sequ
 
 
 def embed_class_folder(model, data: ClassFolder) -> np.ndarray:
-    loaders = [lambda p=p: open(p, "rb").read() for p in data.paths]
+    loaders = data.image_loaders()
     return embed_named_images(model, loaders, data.paths)
 
 

@@ -48,21 +48,32 @@ def _load_model(path: str):
     return ExportedModel(path)
 
 
+def _model_path(path: str) -> str:
+    from schemas.input_files import scheme_of
+
+    return os.path.abspath(path) if scheme_of(path) is None else path  # abspath would mangle gs://
+
+
 def _build(args) -> None:
     from trainer.evaluation.datasets import read_pairs
     from trainer.search.index_store import build_index
 
-    if args.input_format == "image_folder" and not os.path.isdir(args.input):
-        raise ValueError(f"image folder not found: {args.input}")
+    read_errors = []
+    pairs = read_pairs(args.input, args.input_format, read_errors)  # a bad glob fails here, not after loading the model
     model = _load_model(args.model)
     total = None
     if args.input_format == "image_folder":
         total = sum(1 for _ in read_pairs(args.input, args.input_format))
-    settings = {"model": os.path.abspath(args.model), "source": args.input, "input_format": args.input_format}
-    manifest = build_index(model, read_pairs(args.input, args.input_format), args.index_dir, settings,
-                           args.chunk_size, args.thumbnail_px, total=total, overwrite=args.overwrite)
+    settings = {"model": _model_path(args.model), "source": args.input, "input_format": args.input_format}
+    manifest = build_index(model, pairs, args.index_dir, settings, args.chunk_size, args.thumbnail_px,
+                           total=total, overwrite=args.overwrite, read_errors=read_errors)
     print(f"indexed {manifest['count']} images (dim {manifest['embedding_dim']}) into {args.index_dir}; "
           f"unreadable and skipped: {manifest['num_unreadable']} (listed in manifest.json)")
+    if manifest["num_unreadable"]:
+        by_error = ", ".join(f"{k}: {v}" for k, v in manifest["unreadable_by_error"].items())
+        print(f"align-search build: warning: {manifest['num_unreadable']} unreadable input pair(s) left out "
+              f"({by_error}); listed under `unreadable` in {os.path.join(args.index_dir, 'manifest.json')}",
+              file=sys.stderr)
 
 
 def _open(args):
@@ -80,8 +91,11 @@ def _query(args) -> None:
     index, model = _open(args)
     image = None
     if args.image:
-        with open(args.image, "rb") as f:
-            image = f.read()
+        from schemas.input_files import read_image_path
+
+        image, error = read_image_path(args.image)  # local or gs://; bounded in size, never a FIFO
+        if error:
+            raise ValueError(f"{args.image}: {error}")
     hits = index.search(query_embedding(model, args.text, image=image), args.k)
     if args.json:
         print(json.dumps([h.__dict__ for h in hits], ensure_ascii=False, indent=1))

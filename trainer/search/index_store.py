@@ -2,23 +2,35 @@
 
 Layout of INDEX_DIR:
   chunks/NNNNNN.npz   embeddings of chunk N (written atomically; a finished chunk is never redone)
-  chunks/NNNNNN.json  its rows {"key", "text", "thumbnail"} and the keys of unreadable images
+  chunks/NNNNNN.json  its rows {"key", "text", "thumbnail"} and its unreadable images {"key", "error", ...}
   thumbs/NNNNNN/I.jpg thumbnails (RGB JPEG, longer side at most thumbnail_px)
   index.faiss         exact inner-product index (IndexFlatIP = cosine on unit vectors) of all rows
   items.jsonl         row r of the index = line r
-  manifest.json       model, source, chunk size, counts and the unreadable images skipped
+  manifest.json       model, source, chunk size, counts and the unreadable pairs left out:
+                      num_unreadable, unreadable_keys, unreadable_by_error and `unreadable`
+                      [{"key", "file", "error", "detail"}]: samples the reader could not use
+                      (schemas/input_readers.py error names, `missing_image`) and images that do
+                      not decode (schemas/image_decode.py names: not_an_image, decompression_bomb...)
 A killed build re-run with the same arguments skips the finished chunks and goes on.
 """
+import collections
 import dataclasses
 import io
 import itertools
 import json
 import os
-from typing import Iterable, Iterator, List, Optional
+from typing import Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from trainer.evaluation.datasets import Pair
+from schemas.image_decode import (
+    UNDECODABLE_IMAGE,
+    ImageDecodeError,
+    decode_rgb,
+    model_input_bytes,
+    thumbnail_jpeg,
+)
+from trainer.evaluation.datasets import ImageReadError, Pair, ReadError
 
 MANIFEST = "manifest.json"
 INDEX_FILE = "index.faiss"
@@ -31,21 +43,13 @@ class SearchIndexError(RuntimeError):
 
 
 def make_thumbnail(encoded: bytes, max_side_px: int) -> bytes:
-    """RGB JPEG thumbnail; transparent pixels are composited on white (clip art, emoji)."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(encoded)) as image:
-        image.load()
-        if image.mode in ("RGBA", "LA", "P"):
-            image = image.convert("RGBA")
-            background = Image.new("RGB", image.size, (255, 255, 255))
-            background.paste(image, mask=image.getchannel("A"))
-            image = background
-        image = image.convert("RGB")
-        image.thumbnail((max_side_px, max_side_px))
-        out = io.BytesIO()
-        image.save(out, "JPEG", quality=85)
-        return out.getvalue()
+    """RGB JPEG thumbnail by schemas.image_decode (EXIF orientation, alpha on white, pixel cap);
+    raises ImageDecodeError (a ValueError) whose `name` says why the bytes do not decode."""
+    thumbnail = thumbnail_jpeg(encoded, max_side_px)
+    if thumbnail is None:
+        decode_rgb(encoded, draft_side_px=max_side_px)  # decodes the same way again, to name the error
+        raise ImageDecodeError(UNDECODABLE_IMAGE)
+    return thumbnail
 
 
 def _write_atomic(path: str, data: bytes) -> None:
@@ -76,26 +80,36 @@ def _check_or_write_settings(index_dir: str, settings: dict, overwrite: bool) ->
     _write_atomic(path, json.dumps({**settings, "complete": False}, indent=2).encode())
 
 
+def _unreadable(pair: Pair, error: str, detail: str) -> dict:
+    return ReadError(pair.key, pair.file, error, detail)._asdict()
+
+
 def _embed_chunk(model, chunk: List[Pair], chunk_id: int, index_dir: str, thumbnail_px: int):
-    images, readable, missing = [], [], []
-    for pair in chunk:
+    """-> (embeddings, rows, unreadable). The thumbnail is made first: decoding it by
+    schemas.image_decode applies the pixel cap (the export's tf.io.decode_image has none) and
+    names the error of an undecodable image before the model ever sees it."""
+    kept, unreadable = [], {}
+    for position, pair in enumerate(chunk):
         try:
-            images.append(pair.load_image())
-            readable.append(pair)
-        except OSError:
-            missing.append(pair.key)  # a missing file counts as unreadable
-    embeddings, bad, _ = model.embed_images_skipping(images)
+            image = pair.load_image()
+            thumbnail = make_thumbnail(image, thumbnail_px)
+            kept.append((position, pair, model_input_bytes(image), thumbnail))
+        except (ImageReadError, ImageDecodeError) as error:
+            unreadable[position] = _unreadable(pair, error.name, str(error))
+    embeddings, bad, detail = model.embed_images_skipping([image for _, _, image, _ in kept])
+    for i in bad:  # Pillow decodes it, TensorFlow does not (e.g. TIFF)
+        position, pair = kept[i][:2]
+        unreadable[position] = _unreadable(pair, UNDECODABLE_IMAGE, f"the model cannot decode it: {detail}")
     bad_set = set(bad)
-    kept = [(p, img) for i, (p, img) in enumerate(zip(readable, images)) if i not in bad_set]
-    skipped = missing + [readable[i].key for i in bad]
+    kept = [k for i, k in enumerate(kept) if i not in bad_set]
     thumb_dir = os.path.join(index_dir, "thumbs", f"{chunk_id:06d}")
     os.makedirs(thumb_dir, exist_ok=True)
     rows = []
-    for i, (pair, image) in enumerate(kept):
+    for i, (_, pair, _, thumbnail) in enumerate(kept):
         name = f"{chunk_id:06d}/{i}.jpg"
-        _write_atomic(os.path.join(index_dir, "thumbs", name), make_thumbnail(image, thumbnail_px))
+        _write_atomic(os.path.join(index_dir, "thumbs", name), thumbnail)
         rows.append({"key": pair.key, "text": pair.text, "thumbnail": name})
-    return embeddings, rows, skipped
+    return embeddings, rows, [unreadable[p] for p in sorted(unreadable)]
 
 
 class _NoProgress:
@@ -119,8 +133,11 @@ def build_index(
     total: Optional[int] = None,
     overwrite: bool = False,
     progress: bool = True,
+    read_errors: Optional[List[ReadError]] = None,
 ) -> dict:
-    """Embeds `pairs` chunk by chunk into index_dir (resumable) and writes the faiss index."""
+    """Embeds `pairs` chunk by chunk into index_dir (resumable) and writes the faiss index.
+    `read_errors`: the list the reader of `pairs` appends its unusable samples to (complete once
+    `pairs` is exhausted; a resumed build reads every input again), listed in the manifest."""
     try:
         from tqdm import tqdm  # pinned in constraints.txt (through keras-hub), not a direct requirement
     except ImportError:  # pragma: no cover - progress bar is optional
@@ -137,30 +154,34 @@ def build_index(
             break
         base = os.path.join(index_dir, "chunks", f"{chunk_id:06d}")
         if not os.path.exists(base + ".json"):  # the .json is written last: its presence = done
-            embeddings, rows, skipped = _embed_chunk(model, chunk, chunk_id, index_dir, thumbnail_px)
+            embeddings, rows, unreadable = _embed_chunk(model, chunk, chunk_id, index_dir, thumbnail_px)
             buf = io.BytesIO()
             np.savez(buf, embeddings=embeddings.astype(np.float32))
             _write_atomic(base + ".npz", buf.getvalue())
-            _write_atomic(base + ".json", json.dumps({"rows": rows, "skipped": skipped}).encode())
+            _write_atomic(base + ".json", json.dumps({"rows": rows, "unreadable": unreadable}).encode())
         bar.update(len(chunk))
     bar.close()
-    return merge_chunks(index_dir, settings)
+    return merge_chunks(index_dir, settings, read_errors or [])
 
 
-def merge_chunks(index_dir: str, settings: dict) -> dict:
+def merge_chunks(index_dir: str, settings: dict, read_errors: Sequence[ReadError] = ()) -> dict:
     import faiss
 
     chunk_dir = os.path.join(index_dir, "chunks")
     names = sorted(n[:-5] for n in os.listdir(chunk_dir) if n.endswith(".json"))
-    embeddings, rows, skipped = [], [], []
+    embeddings, rows, unreadable = [], [], []
     for name in names:
         with open(os.path.join(chunk_dir, name + ".json")) as f:
             meta = json.load(f)
         embeddings.append(np.load(os.path.join(chunk_dir, name + ".npz"))["embeddings"])
         rows += meta["rows"]
-        skipped += meta["skipped"]
+        # chunks of an index begun before error names were kept list only the keys
+        unreadable += meta.get("unreadable") or [ReadError(k, "", UNDECODABLE_IMAGE)._asdict()
+                                                 for k in meta.get("skipped", [])]
+    unreadable += [ReadError(*e)._asdict() for e in read_errors]
     if not rows:
-        raise SearchIndexError(f"no readable image to index (unreadable: {len(skipped)}); nothing written to {index_dir}")
+        raise SearchIndexError(f"no readable image to index (unreadable: {len(unreadable)}); "
+                               f"nothing written to {index_dir}")
     matrix = np.ascontiguousarray(np.concatenate(embeddings), dtype=np.float32)
     index = faiss.IndexFlatIP(matrix.shape[1])
     index.add(matrix)
@@ -169,7 +190,9 @@ def merge_chunks(index_dir: str, settings: dict) -> dict:
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     _write_atomic(os.path.join(index_dir, ITEMS_FILE), lines.encode("utf-8"))
     manifest = {**settings, "complete": True, "count": len(rows), "embedding_dim": int(matrix.shape[1]),
-                "num_unreadable": len(skipped), "unreadable_keys": skipped}
+                "num_unreadable": len(unreadable), "unreadable_keys": [u["key"] for u in unreadable],
+                "unreadable_by_error": dict(sorted(collections.Counter(u["error"] for u in unreadable).items())),
+                "unreadable": unreadable}
     _write_atomic(os.path.join(index_dir, MANIFEST), json.dumps(manifest, indent=2).encode())
     return manifest
 

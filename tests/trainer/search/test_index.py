@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from tests.trainer.evaluation import fixtures_damaged as dmg
 from tests.trainer.evaluation import fixtures_data as fd
 from tests.trainer.search.corpus import red_blue_png, write_corpus
 from trainer.evaluation.datasets import read_webdataset
@@ -29,6 +30,8 @@ def test_round_trip(built, standin_export):
     index = SearchIndex(index_dir)
     assert [item["key"] for item in index.items] == ["k0", "k1", "k2", "k4", "k5"]
     assert index.manifest["count"] == 5 and index.manifest["unreadable_keys"] == ["k3"]
+    assert [(u["key"], u["error"]) for u in index.manifest["unreadable"]] == [("k3", "not_an_image")]
+    assert index.manifest["unreadable_by_error"] == {"not_an_image": 1}
     model = ExportedModel(standin_export)
     pairs = [p for p in read_webdataset(shard) if p.key != "k3"]
     expected = model.embed_images([p.load_image() for p in pairs])
@@ -76,11 +79,13 @@ def test_resume_skips_finished_chunks(standin_export, tmp_path, built):
     settings = {"model": "m", "source": shard, "input_format": "webdataset"}
     with pytest.raises(_Interrupt):
         build_index(Counting(), dying(read_webdataset(shard), 5), str(tmp_path), settings, chunk_size=2, progress=False)
-    assert calls == [2, 2]  # chunks 0 and 1 done; chunk 2 (items 4, 5) was being read when killed
+    # chunks 0 and 1 done (k3 of chunk 1 never reaches the model: its thumbnail does not decode);
+    # chunk 2 (items 4, 5) was being read when killed
+    assert calls == [2, 1]
     with pytest.raises(SearchIndexError, match="incomplete"):
         SearchIndex(str(tmp_path))
     manifest = build_index(Counting(), read_webdataset(shard), str(tmp_path), settings, chunk_size=2, progress=False)
-    assert calls == [2, 2, 2] and manifest["count"] == 5
+    assert calls == [2, 1, 2] and manifest["count"] == 5
     assert SearchIndex(str(tmp_path)).items == SearchIndex(built[1]).items
     with pytest.raises(SearchIndexError, match="other settings"):
         build_index(Counting(), read_webdataset(shard), str(tmp_path), settings, chunk_size=3, progress=False)
@@ -112,3 +117,55 @@ def test_bad_input(standin_export, built, tmp_path, capsys):
     broken.write_bytes(b"garbage")
     assert cli.main(["query", "--index_dir", built[1], "--image", str(broken)]) == 2
     assert "unreadable image" in capsys.readouterr().err
+
+
+def test_build_keys_by_json_key_and_names_every_unreadable_pair(standin_export, tmp_path, capsys, monkeypatch):
+    shard = str(tmp_path / "s.tar")
+    dmg.write_tar(shard, dmg.sample("000000000", fd.png_bytes("red"), "a red square", {"key": "curated-red"})
+                  + dmg.sample("000000001", dmg.bomb_png(), "bomb", {"key": "curated-bomb"})
+                  + dmg.sample("000000002", dmg.truncated_jpeg(), "cut", {"key": "curated-cut"})
+                  + dmg.sample("000000003", None, "failed", {"key": "curated-failed", "status": "failed_to_download"})
+                  + dmg.sample("000000004", fd.png_bytes("blue"), "blue sea", {"key": "curated-blue"})
+                  + dmg.sample("000000005", fd.png_bytes("green"), "green", {"key": "curated-green"}))
+    dmg.cut_inside_member(shard, "000000005.png")
+    seen = []
+    original = ExportedModel.embed_images_skipping
+
+    def recording(self, images):
+        seen.extend(images)
+        return original(self, images)
+
+    monkeypatch.setattr(ExportedModel, "embed_images_skipping", recording)
+    index_dir = str(tmp_path / "index")
+    assert cli.main(["build", "--model", standin_export, "--input", shard, "--input_format", "webdataset",
+                     "--index_dir", index_dir, "--chunk_size", "2"]) == 0
+    index = SearchIndex(index_dir)
+    assert [item["key"] for item in index.items] == ["curated-red", "curated-blue"]
+    assert seen == [fd.png_bytes("red"), fd.png_bytes("blue")]  # the bomb never reaches tf.io.decode_image
+    # chunk 0 = red, bomb; chunk 1 = cut, blue; then the reader's errors: no image (k3), the cut tar
+    # (000000005 is lost with it).
+    assert [(u["key"], u["error"]) for u in index.manifest["unreadable"]] == [
+        ("curated-bomb", "decompression_bomb"), ("curated-cut", "truncated_image"),
+        ("curated-failed", "missing_image"), (f"{shard}#unreadable_file", "unreadable_file")]
+    assert index.manifest["num_unreadable"] == 4 and index.manifest["unreadable"][3]["file"] == shard
+    assert index.manifest["unreadable_by_error"] == {"decompression_bomb": 1, "missing_image": 1,
+                                                     "truncated_image": 1, "unreadable_file": 1}
+    assert ("align-search build: warning: 4 unreadable input pair(s) left out (decompression_bomb: 1, "
+            "missing_image: 1, truncated_image: 1, unreadable_file: 1)") in capsys.readouterr().err
+
+
+def test_build_over_tfrecords_with_a_corrupted_record(standin_export, tmp_path, capsys):
+    path = dmg.write_records(tmp_path / "r.tfrecord", [("k0", fd.jpeg_bytes("red"), "red"),
+                                                       ("k1", fd.jpeg_bytes("green"), "green"),
+                                                       ("k2", fd.jpeg_bytes("blue"), "blue"),
+                                                       ("k3", b"garbage", "junk")])
+    offset = dmg.corrupt_record(path, 1)
+    index_dir = str(tmp_path / "index")
+    assert cli.main(["build", "--model", standin_export, "--input", path, "--input_format", "tfrecord",
+                     "--index_dir", index_dir]) == 0
+    index = SearchIndex(index_dir)
+    assert [(item["key"], item["text"]) for item in index.items] == [("k0", "red"), ("k2", "blue")]
+    assert [(u["key"], u["error"]) for u in index.manifest["unreadable"]] == [
+        ("k3", "not_an_image"), (f"{path}@{offset}", "corrupt_record")]
+    err = capsys.readouterr().err
+    assert "warning: 2 unreadable input pair(s) left out (corrupt_record: 1, not_an_image: 1)" in err

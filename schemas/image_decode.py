@@ -1,6 +1,10 @@
-"""Image inspection and re-encoding for curation: plain functions that return a result or a named error.
+"""The project's one image decoder: header inspection, decode to RGB, re-encoding, thumbnails.
 
-Two steps, so that the paper's image filters (section 3) never pay for decoding pixels:
+Used by curation (pipeline/), the near-duplicate stage (dedup/), evaluation and search (trainer/),
+so every side applies the same EXIF orientation, the same alpha-on-white compositing, the same
+first-frame rule for animations and the same pixel cap (decompression bombs) to the same bytes.
+
+For curation, two steps, so that the paper's image filters (section 3) never pay for decoding pixels:
 
 1. `inspect_image(data)` reads only the header (format, size, mode, EXIF orientation, frame count)
    and refuses empty input, non-image bytes and decompression bombs (more pixels than the cap).
@@ -242,6 +246,80 @@ def reencode_image(
     return ReencodedImage(jpeg=out.getvalue(), width=image.width, height=image.height,
                           original_width=original_width, original_height=original_height,
                           conversions=tuple(conversions))
+
+
+class ImageDecodeError(ValueError):
+    """Bytes that do not decode to an RGB image; `name` is one of IMAGE_ERRORS."""
+
+    def __init__(self, name: str, detail: str = ""):
+        super().__init__(f"{name}: {detail}" if detail else name)
+        self.name = name
+
+
+def decode_rgb(data: bytes, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+               draft_side_px: Optional[int] = None) -> Image.Image:
+    """Encoded bytes -> loaded 8-bit RGB image: EXIF orientation applied, first frame of
+    animations, alpha (and palette transparency) composited on white, 16-bit scaled to 8-bit.
+
+    `draft_side_px` lets the JPEG decoder skip DCT detail when only about that size is needed.
+    Raises ImageDecodeError (a ValueError) naming one of IMAGE_ERRORS; never decodes more than
+    `max_image_pixels` pixels.
+    """
+    image = open_image(data, max_image_pixels)
+    if isinstance(image, str):
+        raise ImageDecodeError(image)
+    conversions: list = []
+    try:
+        if draft_side_px and image.format == "JPEG":
+            image.draft("RGB", (draft_side_px, draft_side_px))
+        if int(getattr(image, "n_frames", 1)) > 1:
+            image.seek(0)
+        image.load()
+        if _orientation(image) != 1:
+            image = ImageOps.exif_transpose(image)
+        return _to_rgb(image, conversions)
+    except Image.DecompressionBombError as error:
+        raise ImageDecodeError(DECOMPRESSION_BOMB, str(error)) from error
+    except OSError as error:
+        name = TRUNCATED_IMAGE if "truncated" in str(error).lower() else UNDECODABLE_IMAGE
+        raise ImageDecodeError(name, str(error)) from error
+    except (ValueError, SyntaxError, EOFError, TypeError, IndexError, KeyError) as error:
+        raise ImageDecodeError(UNDECODABLE_IMAGE, f"{type(error).__name__}: {error}") from error
+
+
+def thumbnail_jpeg(data: bytes, max_side_px: int = 128, quality: int = 85,
+                   max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Optional[bytes]:
+    """RGB JPEG with the longer side at most `max_side_px` (never upscaled), decoded by
+    decode_rgb (same orientation, alpha and pixel cap); None when the bytes do not decode."""
+    try:
+        image = decode_rgb(data, max_image_pixels, draft_side_px=max_side_px)
+    except ImageDecodeError:
+        return None
+    image.thumbnail((max_side_px, max_side_px))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def model_input_bytes(data: bytes, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> bytes:
+    """The bytes to hand a model whose own decoder is TensorFlow's (the export's embed_image):
+    8-bit RGB/gray JPEGs and PNGs without EXIF rotation, transparency or animation as they are
+    (decoded the same way the trainer decodes the curated JPEGs), anything else decoded here (orientation, alpha on white, first
+    frame, pixel cap) and re-encoded losslessly as PNG. TensorFlow's decode_image alone has no
+    pixel cap, ignores EXIF orientation and drops alpha instead of compositing it on white.
+    Raises ImageDecodeError like decode_rgb."""
+    image = open_image(data, max_image_pixels)
+    if isinstance(image, str):
+        raise ImageDecodeError(image)
+    plain = (image.format in ("JPEG", "PNG") and image.mode in ("RGB", "L")
+             and _orientation(image) == 1 and "transparency" not in image.info
+             and int(getattr(image, "n_frames", 1)) == 1 and not _sixteen_bit(image))
+    rgb = decode_rgb(data, max_image_pixels)  # also proves the pixels decode (truncation)
+    if plain:
+        return data
+    out = io.BytesIO()
+    rgb.save(out, format="PNG", compress_level=1)
+    return out.getvalue()
 
 
 def sha256_hex(data: bytes) -> str:

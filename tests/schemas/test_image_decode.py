@@ -1,7 +1,7 @@
 """Header inspection, conversions and named errors of pipeline/image_io.py, on generated images."""
 import pytest
 
-from pipeline import image_io
+from schemas import image_decode as image_io
 from tests.pipeline import image_factory as f
 
 
