@@ -11,7 +11,6 @@ stats.json / report.html say the filter was NOT applied. Only candidates (pairs 
 local filters, image size and word count, and decoded) are scored: every other pair already has
 its outcome (local reasons come first in reasons.DROP_ORDER), so the model never runs on them.
 """
-import io
 from typing import Any, Dict, Iterable, Optional, Sequence
 
 import apache_beam as beam
@@ -20,6 +19,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunIn
 from PIL import Image
 
 from pipeline import reasons
+from schemas.image_decode import decode_rgb
 
 
 def _pair(record: dict) -> str:
@@ -57,7 +57,7 @@ def summarize(mode: str, config, scored_pairs: int, unscored_pairs: int, unsafe_
 
 def image_array(jpeg: bytes, size_px: int) -> np.ndarray:
     """The model input of one image: uint8 [size_px, size_px, 3] (squashed, as most classifiers)."""
-    image = Image.open(io.BytesIO(jpeg)).convert("RGB")
+    image = decode_rgb(jpeg)  # the stored JPEG; the project's one decoder all the same
     return np.asarray(image.resize((size_px, size_px), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
