@@ -19,7 +19,7 @@ import json
 import os
 import re
 import sys
-from typing import Dict, Optional
+from typing import Dict, Iterator, List, Optional
 
 
 def is_heldout(group: str, heldout_percent: float) -> bool:
@@ -38,6 +38,22 @@ def read_meta(pattern: str) -> Dict[str, dict]:
     from trainer.evaluation.datasets import read_webdataset
 
     return {pair.key: pair.meta for pair in read_webdataset(pattern)}
+
+
+def _records(path: str, skipped: List[dict]) -> Iterator[bytes]:
+    """The intact records of one TFRecord file (schemas/tfrecord_reader.py, not tf.data, which stops
+    the whole split at the first bad CRC); corrupt records and damaged files go to `skipped`."""
+    from schemas import input_files, tfrecord_reader
+
+    try:
+        with input_files.open_file(path) as handle:
+            for record in tfrecord_reader.iter_records(handle, path.lower().endswith(".gz")):
+                if isinstance(record, tfrecord_reader.CorruptRecord):
+                    skipped.append({"file": path, "error": "corrupt_record", "detail": record.reason})
+                else:
+                    yield record
+    except Exception as error:  # noqa: BLE001  damaged framing, unreadable file: named, counted
+        skipped.append({"file": path, "error": "unreadable_file", "detail": f"{path}: {error}"})
 
 
 def class_dir_name(name: str) -> str:
@@ -59,10 +75,15 @@ def split(input_glob: str, out_dir: str, heldout_percent: float, meta: Optional[
     heldout_writer = tf.io.TFRecordWriter(os.path.join(out_dir, "heldout-00000-of-00001.tfrecord"))
     counts = {"train": 0, "heldout": 0, "heldout_with_class": 0}
     classes: Dict[str, int] = {}
+    skipped: List[dict] = []
     for path in expand_glob(input_glob):
-        for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
-            ex = es.parse_example_dict(record)
-            key = ex[es.KEY].decode("utf-8")
+        for record in _records(path, skipped):
+            try:
+                ex = es.parse_example_dict(record)
+                key = ex[es.KEY].decode("utf-8")
+            except Exception as error:  # noqa: BLE001  not an Example of schemas/: named, counted
+                skipped.append({"file": path, "error": "malformed_example", "detail": str(error)[:200]})
+                continue
             info = meta.get(key, {})
             group = group_of(key, info, group_field)
             heldout = is_heldout(group, heldout_percent)
@@ -84,7 +105,11 @@ def split(input_glob: str, out_dir: str, heldout_percent: float, meta: Optional[
     for writer in train_writers + [heldout_writer]:
         writer.close()
     summary = {"input": input_glob, "heldout_percent": heldout_percent, "group_field": group_field,
-               "class_field": class_field, **counts, "heldout_classes": dict(sorted(classes.items()))}
+               "class_field": class_field, **counts, "heldout_classes": dict(sorted(classes.items())),
+               "skipped_records": len(skipped), "skipped": skipped[:100]}
+    if skipped:
+        print(f"align-eval split: warning: {len(skipped)} record(s) or file(s) unreadable and left out "
+              f"(listed in split.json): {skipped[0]['detail']}", file=sys.stderr)
     with open(os.path.join(out_dir, "split.json"), "w") as f:
         json.dump(summary, f, indent=2)
     return summary

@@ -36,3 +36,16 @@ def test_split_keeps_groups_together_and_writes_classes(tmp_path):
     assert written == sorted(f"{('Warm', 'Cool')[int(k[1:]) % 2]}/{k}.jpg" for k in heldout)
     assert json.loads((tmp_path / "out" / "split.json").read_text())["heldout_with_class"] == len(heldout)
     assert len(glob.glob(str(tmp_path / "out" / "train_classes" / "*" / "*.jpg"))) == len(train)
+
+
+def test_split_skips_and_counts_a_corrupted_record(tmp_path):
+    from tests.trainer.evaluation.fixtures_damaged import corrupt_record
+
+    pairs = [(f"k{i}", "red", f"text {i}") for i in range(5)]
+    records = fd.write_tfrecords(tmp_path / "in.tfrecord", pairs)
+    offset = corrupt_record(records, 2)
+    summary = holdout.split(records, str(tmp_path / "out"), 50, num_train_shards=1)
+    assert summary["train"] + summary["heldout"] == 4  # k2 left out, named, not the whole split
+    assert summary["skipped_records"] == 1
+    assert summary["skipped"] == [{"file": records, "error": "corrupt_record",
+                                   "detail": f"corrupted record at byte {offset} (data CRC)"}]
