@@ -79,4 +79,7 @@ class TrainConfig:
     # replace the moving averages before each in-loop evaluation and the final checkpoint/export.
     batch_norm_recalibration_batches: int = 20
     eval_every_steps: int = 0  # in-loop held-out evaluation (--eval_data); 0: only at the last step
+    # False: a corrupt TFRecord, malformed Example or undecodable image stops training with an error
+    # naming the file; True: such records are skipped and counted (trainer/input_pipeline.py).
+    skip_corrupt_records: bool = False
     seed: int = 0

@@ -12,6 +12,14 @@ and WORKDIR/export/align_export.json: {"embedding_dim", "config_name", "step", "
 The exported model is always rebuilt in float32 outside any distribution strategy and restored from
 the checkpoint, so a model trained on TPU in bfloat16 exports to a SavedModel that runs on CPU.
 
+Readers never see a half-written export: everything is written to a sibling EXPORT.tmp-<pid>, then
+renamed into place; a previous export is moved aside to EXPORT.old-<pid> first and deleted last
+(put back if the rename fails). EXPORT is thus, at every moment, absent (between the two renames),
+the previous export or the new one. A process killed while writing leaves EXPORT.tmp-<pid>, and
+one killed between the renames EXPORT.old-<pid> (the previous export): both are safe to delete.
+On gs:// there is no directory rename: tf.io.gfile.rename copies every object and deletes the
+source, so there a reader can see a partly copied EXPORT during the (short) copy.
+
     python -m trainer.export --workdir DIR [--checkpoint PATH]   # re-export (config from DIR)
 """
 import argparse
@@ -63,7 +71,43 @@ class AlignExportModule(tf.Module):
 
 def export_model(model, cfg: TrainConfig, *, vocab_path: str, export_dir: str,
                  config_name: str, step: int) -> str:
-    """Saves `model` (float32, built outside any strategy) as the export contract says."""
+    """Saves `model` (float32, built outside any strategy) as the export contract says, to a
+    temporary sibling renamed into place (module doc)."""
+    export_dir = export_dir.rstrip("/")
+    tmp_dir = f"{export_dir}.tmp-{os.getpid()}"
+    _remove(tmp_dir)  # a killed earlier run with the same pid (pid 1 in a container) left it
+    try:
+        _write_export(model, cfg, vocab_path, tmp_dir, config_name, step)
+        _publish(tmp_dir, export_dir)
+    finally:
+        _remove(tmp_dir)  # the write or the rename failed: no half-written leftover
+    return export_dir
+
+
+def _remove(path: str) -> None:
+    if tf.io.gfile.exists(path):
+        tf.io.gfile.rmtree(path)
+
+
+def _publish(tmp_dir: str, export_dir: str) -> None:
+    """Renames the written tmp_dir to export_dir; an existing export is moved aside first and
+    deleted once the new one is in place (put back if that rename fails)."""
+    old_dir = f"{export_dir}.old-{os.getpid()}" if tf.io.gfile.exists(export_dir) else None
+    if old_dir:
+        _remove(old_dir)  # as tmp_dir: left by a killed run with the same pid
+        tf.io.gfile.rename(export_dir, old_dir)
+    try:
+        tf.io.gfile.rename(tmp_dir, export_dir)
+    except BaseException:
+        if old_dir:
+            tf.io.gfile.rename(old_dir, export_dir)
+        raise
+    if old_dir:
+        _remove(old_dir)
+
+
+def _write_export(model, cfg: TrainConfig, vocab_path: str, export_dir: str, config_name: str,
+                  step: int) -> None:
     tokenizer = input_pipeline.make_text_tokenizer(vocab_path, cfg.model.text.max_tokens)
     module = AlignExportModule(model, tokenizer, cfg)
     signatures = {"embed_image": module.embed_image, "embed_text": module.embed_text,
@@ -75,7 +119,6 @@ def export_model(model, cfg: TrainConfig, *, vocab_path: str, export_dir: str,
             "vocab_size": tokenizer.vocab_size, "signatures": sorted(signatures)}
     with tf.io.gfile.GFile(os.path.join(export_dir, EXPORT_INFO_FILE), "w") as f:
         json.dump(info, f, indent=2)
-    return export_dir
 
 
 def export_from_checkpoint(cfg: TrainConfig, *, vocab_path: str, workdir: str, export_dir: str,

@@ -2,7 +2,7 @@
 
     align-train --config tiny_cpu --data 'OUT/tfrecords/train-*.tfrecord' --vocab OUT/vocab.txt \
         --workdir /tmp/align_tiny [--steps N] [--global_batch_size B] [--strategy auto|tpu|multi_worker|mirrored|one_device] \
-        [--tpu NAME] [--eval_data 'HELDOUT/*.tfrecord' --eval_every_steps N] [--set optim.peak_learning_rate=5e-4 --set model.image.crop_px=96 ...]
+        [--tpu NAME] [--eval_data 'HELDOUT/*.tfrecord' --eval_every_steps N] [--skip_corrupt_records] [--set optim.peak_learning_rate=5e-4 --set model.image.crop_px=96 ...]
 
 Re-running the same command continues from the latest checkpoint in --workdir. The configs are in
 trainer/configs/ (tiny_cpu, b3_bert_mini, b7_bert_base, l2_bert_large); docs/TRAINING.md explains
@@ -41,12 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "health; trainer/in_loop_eval.py)")
     p.add_argument("--eval_every_steps", type=int, default=None,
                    help="evaluate --eval_data every N steps (default: the config's; 0: only at the end)")
+    p.add_argument("--skip_corrupt_records", action="store_true",
+                   help="skip and count corrupt TFRecords, malformed Examples and undecodable "
+                        "images (default: stop with an error naming the file)")
     p.add_argument("--no_export", action="store_true", help="skip the SavedModel export at the end")
     return p
 
 
 def resolve_config(args: argparse.Namespace):
-    """The named config with --steps, --global_batch_size, --mixed_precision, then --set applied."""
+    """The named config with --steps, --global_batch_size, --mixed_precision,
+    --skip_corrupt_records, then --set applied."""
     cfg = configs.get(args.config)
     if args.steps is not None:
         cfg.optim.total_steps = args.steps
@@ -56,6 +60,8 @@ def resolve_config(args: argparse.Namespace):
         cfg.mixed_precision = args.mixed_precision
     if args.eval_every_steps is not None:
         cfg.eval_every_steps = args.eval_every_steps
+    if args.skip_corrupt_records:
+        cfg.skip_corrupt_records = True
     apply_overrides(cfg, args.set)
     optim = cfg.optim
     if optim.warmup_steps >= optim.total_steps:

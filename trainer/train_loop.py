@@ -3,7 +3,8 @@
 `train(...)` runs one experiment in WORKDIR:
   WORKDIR/checkpoints/   tf.train.CheckpointManager (model, optimizer, step), every N steps, kept K
   WORKDIR/tensorboard/   scalars: both loss directions, temperature, learning rate, gradient norm,
-                         pairs/s, data time and step time
+                         pairs/s, data time and step time; with skip_corrupt_records also
+                         input/skipped_corrupt_records and input/skipped_undecodable_images
   WORKDIR/export/        the SavedModel of trainer/export.py, written when the run reaches its end
   WORKDIR/config.json    the resolved configuration of the run
 
@@ -15,6 +16,10 @@ counter is part of the checkpoint, so no step is counted twice and a run always 
 `optim.total_steps`. The tf.data iterator is not checkpointed (its shuffle buffer would be
 gigabytes of encoded images); instead the input is reshuffled with a seed derived from the resume
 step, so a resumed run does not replay the batches the first run started with.
+
+Bad input (trainer/input_pipeline.py): by default a corrupt record or undecodable image stops the
+run with input_pipeline.BadInputError naming the file and offset; with cfg.skip_corrupt_records
+it is skipped, named in a warning, counted on the progress line, in TensorBoard and in the result.
 """
 import dataclasses
 import json
@@ -112,12 +117,16 @@ def _preemption_handler(strategy, manager):
 
 
 def format_progress(step: int, total: int, metrics: Dict[str, float], pairs_per_s: float,
-                    data_s: float, step_s: float, eta_s: float) -> str:
+                    data_s: float, step_s: float, eta_s: float,
+                    skips: Optional[Dict[str, int]] = None) -> str:
+    skipped = (f" | skipped {skips['skipped_corrupt_records']} corrupt records, "
+               f"{skips['skipped_undecodable_images']} undecodable images"
+               if skips and any(skips.values()) else "")
     return (f"step {step}/{total} | loss {metrics['loss']:.4f} "
             f"(i2t {metrics['loss_image_to_text']:.4f}, t2i {metrics['loss_text_to_image']:.4f}) "
             f"| temp {metrics['temperature']:.4f} | lr {metrics['learning_rate']:.3g} "
             f"| gnorm {metrics['grad_norm']:.3g} | {pairs_per_s:.1f} pairs/s "
-            f"| data {_ms(data_s)} step {_ms(step_s)} | eta {_hms(eta_s)}")
+            f"| data {_ms(data_s)} step {_ms(step_s)} | eta {_hms(eta_s)}{skipped}")
 
 
 def _ms(seconds: float) -> str:
@@ -193,16 +202,17 @@ class _Window:
         n = max(self.count, 1)
         return ({k: v / n for k, v in self.sums.items()}, self.data_s / n, self.step_s / n)
 
-    def log(self, step: int, total_steps: int, global_batch_size: int, print_fn) -> Dict[str, float]:
+    def log(self, step: int, total_steps: int, global_batch_size: int, print_fn,
+            skips: Dict[str, int]) -> Dict[str, float]:
         """TensorBoard scalars and the progress line of the window's means; resets the window."""
         means, data_s, step_s = self.means()
         wall_s = step_s + (data_s if math.isfinite(data_s) else 0.0)
         pairs_per_s = global_batch_size / max(wall_s, 1e-9)
-        _write_scalars(step, means, pairs_per_s, data_s, step_s)
+        _write_scalars(step, means, pairs_per_s, data_s, step_s, skips)
         print_fn(format_progress(step, total_steps, means, pairs_per_s, data_s, step_s,
-                                 (total_steps - step) * wall_s))
+                                 (total_steps - step) * wall_s, skips))
         self.reset()
-        return dict(means, step=step, pairs_per_s=pairs_per_s)
+        return dict(means, step=step, pairs_per_s=pairs_per_s, **skips)
 
 
 def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
@@ -212,7 +222,8 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
           eval_data_glob: Optional[str] = None) -> Dict[str, float]:
     """Trains to cfg.optim.total_steps, resuming from WORKDIR's latest checkpoint; returns the
     last logged metrics plus "step" (and "eval": the last in-loop evaluation, with eval_data_glob:
-    every cfg.eval_every_steps steps and at the last step, see trainer/in_loop_eval.py)."""
+    every cfg.eval_every_steps steps and at the last step, see trainer/in_loop_eval.py; with
+    cfg.skip_corrupt_records "skipped_corrupt_records" and "skipped_undecodable_images")."""
     components = components or default_components()
     strategy = components.build_strategy(strategy_kind, tpu)
     components.set_precision_policy(strategy, cfg.mixed_precision)
@@ -238,9 +249,12 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
     # On TPU the input runs on the TPU hosts, not next to this client's variable: data time is
     # not measured there (use the TensorBoard profiler's input-pipeline analysis).
     clock = None if isinstance(strategy, tf.distribute.TPUStrategy) else ArrivalClock()
+    skipped = input_pipeline.SkippedInput()
+    # skips(): the counts of the records skipped so far (warning about new ones), {} by default
+    skips = skipped.warn_new if cfg.skip_corrupt_records else dict
     dataset = strategy.distribute_datasets_from_function(
         lambda ctx: _stamped(clock, input_pipeline.build_train_dataset(
-            ctx, data_glob, vocab_path, cfg, seed=cfg.seed + start_step)))
+            ctx, data_glob, vocab_path, cfg, seed=cfg.seed + start_step, skipped=skipped)))
     iterator = iter(dataset)
     step_fn = components.make_train_step(model, optimizer, strategy, cfg)
     writer = tf.summary.create_file_writer(_worker_dir(workdir, strategy, "tensorboard"))
@@ -254,7 +268,7 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
     last_eval: Optional[dict] = None
     window, run_start, step = _Window(), time.perf_counter(), start_step
 
-    with _StopRequest() as stop, writer.as_default():
+    with _StopRequest() as stop, writer.as_default(), input_pipeline.naming_bad_input():
         if evaluator and cfg.eval_every_steps and start_step == 0:  # the initial model's health
             recalibrate()
             last_eval = _evaluate(evaluator, model, strategy, 0, print_fn)
@@ -270,7 +284,7 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
             else:
                 window.add(metrics, data_s, total_s - (data_s if clock else 0.0))
             if window.count and (step % cfg.log_every_steps == 0 or step == total_steps):
-                last = window.log(step, total_steps, cfg.global_batch_size, print_fn)
+                last = window.log(step, total_steps, cfg.global_batch_size, print_fn, skips())
             if evaluator and ((cfg.eval_every_steps and step % cfg.eval_every_steps == 0)
                               or step == total_steps):
                 recalibrate()
@@ -282,11 +296,15 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
             if stop.requested:
                 _save_final(manager, step)
                 print_fn(f"stopped at step {step} on request; checkpoint written")
-                return dict(last, step=step, stopped=True)
+                return dict(last, step=step, stopped=True, **skips())
     _save_final(manager, step)
     writer.flush()
     print_fn(f"reached step {step}/{total_steps}: {step - start_step} steps in this run, "
              f"{_hms(time.perf_counter() - run_start)}")
+    counts = skips()
+    if any(counts.values()):
+        print_fn(f"skipped {counts['skipped_corrupt_records']} corrupt records and "
+                 f"{counts['skipped_undecodable_images']} undecodable images (warnings name them)")
     if export and is_chief(strategy):
         from trainer import export as export_lib  # noqa: late import
         export_dir = os.path.join(workdir, "export")
@@ -294,7 +312,7 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
                                           export_dir=export_dir, config_name=config_name,
                                           build_dual_encoder=components.build_dual_encoder)
         print_fn(f"exported SavedModel to {export_dir}")
-    return dict(last, step=step, **({"eval": last_eval} if last_eval else {}))
+    return dict(last, step=step, **counts, **({"eval": last_eval} if last_eval else {}))
 
 
 def _batch_norm_recalibration(model, strategy, iterator, cfg, print_fn) -> Callable[[], None]:
@@ -363,7 +381,7 @@ def write_scalar(name: str, value: float, step: int) -> None:
     tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
 
 
-def _write_scalars(step, means, pairs_per_s, data_s, step_s):
+def _write_scalars(step, means, pairs_per_s, data_s, step_s, skips):
     for name in METRIC_NAMES:
         if name in means:
             write_scalar(name, means[name], step)
@@ -371,3 +389,5 @@ def _write_scalars(step, means, pairs_per_s, data_s, step_s):
     if math.isfinite(data_s):
         write_scalar("data_time_s", data_s, step)
     write_scalar("step_time_s", step_s, step)
+    for name, count in skips.items():  # skip_corrupt_records only: input/skipped_corrupt_records...
+        write_scalar(f"input/{name}", count, step)

@@ -107,7 +107,7 @@ def test_eval_dataset_gives_static_batches_in_file_order(data):
 
 
 def keys_of(ds):
-    return [example_schema.parse_example_dict(r.numpy())["key"] for r in ds]
+    return [example_schema.parse_example_dict(r["record"].numpy())["key"] for r in ds]
 
 
 @pytest.mark.parametrize("num_shards", [3, 1])
