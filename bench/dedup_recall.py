@@ -198,7 +198,7 @@ def stored_jpegs(corpus, count, seed, shorter_side_px=346):
     """`count` real corpus images re-encoded as the pipeline stores them (JPEG, shorter side <= 346)."""
     from PIL import Image
 
-    from dedup.images import decode_rgb
+    from schemas.image_decode import decode_rgb
 
     paths = sorted(glob.glob(os.path.join(corpus, "images", "*.png")))
     out = []

@@ -1,14 +1,12 @@
 """Image helpers of the weight-free embedder and the eval crop views: pHash, centre crop, PNG.
 
 Decoding is the project's one decoder, schemas.image_decode.decode_rgb (EXIF orientation, alpha on
-white, first frame, 16-bit to 8-bit, pixel cap), re-exported here for bench/ and older callers.
+white, first frame, 16-bit to 8-bit, pixel cap).
 """
 import io
 
 import imagehash
 from PIL import Image
-
-from schemas.image_decode import ImageDecodeError, decode_rgb  # noqa: F401 - re-exported
 
 
 def phash64(image: Image.Image) -> int:

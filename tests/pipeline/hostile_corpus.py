@@ -43,6 +43,11 @@ def tar_bytes(members, fmt=tarfile.PAX_FORMAT, encoding="utf-8", pax_headers=Non
     return out.getvalue()
 
 
+def write_tar(path, members) -> None:
+    with open(path, "wb") as handle:
+        handle.write(tar_bytes(members))
+
+
 def pair_members(key: str, seed: int, meta=None):
     members = [(f"{key}.png", image(seed)), (f"{key}.txt", caption(seed))]
     return members + ([(f"{key}.json", json.dumps(meta).encode())] if meta else [])

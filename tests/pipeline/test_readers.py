@@ -1,6 +1,4 @@
 """`ReadRawPairs` (pipeline/readers.py): the Beam wrapper of schemas/input_readers.py."""
-import io
-import tarfile
 
 import apache_beam as beam
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
@@ -9,16 +7,10 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import readers
 from tests.pipeline import image_factory as f
+from tests.pipeline.hostile_corpus import write_tar
 
 PNG = f.rgb(8, 8)
 
-
-def write_tar(path, members):
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
 
 
 def test_read_raw_pairs_transform_reads_every_matched_file(tmp_path):

@@ -1,7 +1,5 @@
 """schemas/input_readers.py on well-formed inputs: webdataset, parquet, TSV; every pair comes out."""
-import io
 import json
-import tarfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -9,16 +7,10 @@ import pyarrow.parquet as pq
 from schemas import input_files
 from schemas import input_readers as readers
 from tests.pipeline import image_factory as f
+from tests.pipeline.hostile_corpus import write_tar
 
 PNG = f.rgb(8, 8)
 
-
-def write_tar(path, members):
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
 
 
 def test_webdataset_groups_members_by_key_and_keeps_incomplete_samples(tmp_path):

@@ -64,6 +64,19 @@ def build_dual_encoder(model_cfg, vocab_size: int) -> TinyDualEncoder:
     return model
 
 
+def tiny_model_for_export(root):
+    """(stand-in model, tiny_cpu config at 32 px / 8 tokens, vocab path under `root`) for export tests."""
+    from tests.trainer import tiny_data
+    from trainer import configs
+
+    vocab = os.path.join(str(root), "vocab.txt")
+    tiny_data.write_vocab(vocab)
+    cfg = configs.get("tiny_cpu")
+    cfg.model.image.resize_px, cfg.model.image.crop_px = 40, 32
+    cfg.model.text.max_tokens = 8
+    return build_dual_encoder(cfg.model, len(tiny_data.RESERVED + tiny_data.WORDS)), cfg, vocab
+
+
 def build_optimizer(optim_cfg, model):
     return keras.optimizers.SGD(learning_rate=0.1)
 

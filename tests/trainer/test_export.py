@@ -11,18 +11,13 @@ import tensorflow_text  # noqa: F401 - registers the tokenizer ops the export's 
 from PIL import Image
 
 from tests.trainer import standins, tiny_data
-from trainer import configs, export, input_pipeline
+from trainer import export, input_pipeline
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
-    vocab = str(root / "vocab.txt")
-    tiny_data.write_vocab(vocab)
-    cfg = configs.get("tiny_cpu")
-    cfg.model.image.resize_px, cfg.model.image.crop_px = 40, 32
-    cfg.model.text.max_tokens = 8
-    model = standins.build_dual_encoder(cfg.model, len(tiny_data.RESERVED + tiny_data.WORDS))
+    model, cfg, vocab = standins.tiny_model_for_export(root)
     export_dir = str(root / "export")
     export.export_model(model, cfg, vocab_path=vocab, export_dir=export_dir,
                         config_name="tiny_cpu", step=7)

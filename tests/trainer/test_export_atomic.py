@@ -7,20 +7,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401 - registers the tokenizer ops the export's graph uses
 
-from tests.trainer import standins, tiny_data
-from trainer import configs, export
+from tests.trainer import standins
+from trainer import export
 
 
 @pytest.fixture(scope="module")
 def model_and_cfg(tmp_path_factory):
-    root = tmp_path_factory.mktemp("vocab")
-    vocab = str(root / "vocab.txt")
-    tiny_data.write_vocab(vocab)
-    cfg = configs.get("tiny_cpu")
-    cfg.model.image.resize_px, cfg.model.image.crop_px = 40, 32
-    cfg.model.text.max_tokens = 8
-    model = standins.build_dual_encoder(cfg.model, len(tiny_data.RESERVED + tiny_data.WORDS))
-    return model, cfg, vocab
+    return standins.tiny_model_for_export(tmp_path_factory.mktemp("vocab"))
 
 
 def export_at(model_and_cfg, export_dir, step):
