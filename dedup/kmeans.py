@@ -26,8 +26,11 @@ def effective_num_clusters(requested: int, num_points: int) -> int:
 
 
 def fit_centroids(embeddings: np.ndarray, num_clusters: int, iterations: int = 20,
-                  seed: int = 1234) -> np.ndarray:
-    """Spherical k-means of [N, D] embeddings -> float32 [K', D] unit centroids (K' <= K)."""
+                  seed: int = 1234, init_centroids: Optional[np.ndarray] = None) -> np.ndarray:
+    """Spherical k-means of [N, D] embeddings -> float32 [K', D] unit centroids (K' <= K).
+
+    `init_centroids` [K', D] (e.g. k-means++ seeds, dedup/kmeans_beam.py) replaces faiss's
+    random initial centroids; K' must then be the effective number of clusters."""
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
     embeddings = embeddings[np.linalg.norm(embeddings, axis=1) > 0]  # undecodable images
     if embeddings.shape[0] == 0:
@@ -35,7 +38,12 @@ def fit_centroids(embeddings: np.ndarray, num_clusters: int, iterations: int = 2
     k = effective_num_clusters(num_clusters, embeddings.shape[0])
     kmeans = faiss.Kmeans(embeddings.shape[1], k, niter=iterations, spherical=True, seed=seed,
                           verbose=False, max_points_per_centroid=1 << 30)
-    kmeans.train(embeddings)
+    if init_centroids is not None:
+        init_centroids = np.ascontiguousarray(init_centroids, dtype=np.float32)
+        if init_centroids.shape != (k, embeddings.shape[1]):
+            raise ValueError(f"init_centroids must be [{k}, {embeddings.shape[1]}], got "
+                             f"{init_centroids.shape}")
+    kmeans.train(embeddings, init_centroids=init_centroids)
     centroids = kmeans.centroids.astype(np.float32)
     centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
     return centroids
