@@ -13,16 +13,35 @@
    warm-up (tracing) step.
 4. Ratio input / train step: the input must keep up with >= 3x the step's need.
 Prints one line per measurement and a JSON summary.
+
+    .venv/bin/python bench/train_throughput.py --bad_input_overhead [--records 2000] [--rounds 5] \
+        [--threads 1] [--previous_commit 106aac2]
+
+Cost of the bad-input checks (trainer/bad_input.py) on the input pipeline alone: generated
+curated-like TFRecords (JPEG q90, 346 px shorter side, landscape and portrait) read at the paper's
+346 -> 289 px and at tiny_cpu's 72 -> 64 px, batch 32, by three pipelines in alternating rounds of
+one process (so the ratios share the machine's load): "checked" (build_train_dataset as it is),
+"located" (the same located, framing-checked records, then a plain parallel map(decode)) and
+"plain" (the pipeline before the checks: TFRecordDataset interleave, plain parallel map(decode));
+with --previous_commit C also "checked@C", build_train_dataset of trainer/input_pipeline.py at C
+(106aac2: the first design, a per-record "try" dataset inside an interleave).
 """
 import argparse
 import csv
+import importlib.util
+import io
 import json
 import os
 import platform
+import statistics
+import subprocess
 import time
 
+import numpy as np
 import tensorflow as tf
+from PIL import Image
 
+from schemas import example_schema
 from schemas import image_decode as image_io
 from schemas.example_wire import serialize_example
 from trainer import configs, input_pipeline, train_loop
@@ -92,6 +111,145 @@ def bench_step(cfg, glob, vocab, steps: int) -> tuple:
     return steps * cfg.global_batch_size / (time.perf_counter() - start), first_s, loss
 
 
+def write_generated(work: str, records: int, shards: int = 8) -> tuple:
+    """Curated-like pairs: smooth random RGB fields with fine noise, 346 px shorter side (346 x 460
+    and 460 x 346), JPEG q90 (~40-60 KB, as align-curate stores photos); cached in `work`."""
+    glob = os.path.join(work, "generated", "train-*.tfrecord")
+    vocab = os.path.join(work, "generated", "vocab.txt")
+    if len(tf.io.gfile.glob(glob)) == shards and os.path.exists(vocab):
+        return glob, vocab
+    os.makedirs(os.path.dirname(vocab), exist_ok=True)
+    words = ["a", "photo", "of", "red", "green", "blue", "cat", "dog", "tree", "house", "car"]
+    with open(vocab, "w") as f:
+        f.write("\n".join(RESERVED + words) + "\n")
+    rng = np.random.default_rng(0)
+    writers = [tf.io.TFRecordWriter(os.path.join(
+        work, "generated", f"train-{s:05d}-of-{shards:05d}.tfrecord")) for s in range(shards)]
+    for i in range(records):
+        height, width = (346, 460) if i % 2 else (460, 346)
+        coarse = rng.uniform(0, 255, (height // 23 + 1, width // 23 + 1, 3)).astype(np.uint8)
+        smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC))
+        pixels = np.clip(smooth + rng.normal(0, 6, smooth.shape), 0, 255).astype(np.uint8)
+        out = io.BytesIO()
+        Image.fromarray(pixels).save(out, format="JPEG", quality=90)
+        text = " ".join(rng.choice(words, 6))
+        writers[i % shards].write(example_schema.make_example(
+            image_jpeg=out.getvalue(), height=height, width=width, text=text, raw_text=text,
+            key=str(i)).SerializeToString())
+    for w in writers:
+        w.close()
+    return glob, vocab
+
+
+def plain_train_dataset(cfg, glob: str, vocab: str, located: bool) -> tf.data.Dataset:
+    """build_train_dataset without the per-record try: `located` reads as it does (file/offset of
+    every record, framing checked), else as the pipeline did before the checks; then shuffle and a
+    plain parallel map(decode + crop), batch, tokenize, as before the checks."""
+    files = input_pipeline.list_shards(glob)
+    tokenizer = input_pipeline.make_text_tokenizer(vocab, cfg.model.text.max_tokens)
+    batch_size = cfg.global_batch_size
+    if located:
+        ds = input_pipeline._records(files, None, cfg, True, cfg.seed).map(lambda e: e["record"])
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=cfg.seed).repeat()
+        ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20),
+                           cycle_length=min(cfg.cycle_length, len(files)), block_length=1,
+                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.shuffle(cfg.shuffle_buffer, seed=cfg.seed)
+
+    def decode(serialized):
+        features = example_schema.parse_example(serialized)
+        image = input_pipeline.preprocess_image_bytes(
+            features[example_schema.IMAGE_ENCODED], cfg, True)
+        return {"image": image, "text": features[example_schema.TEXT]}
+
+    def tokenize(batch):
+        token_ids, padding_mask = tokenizer(batch["text"])
+        return {"image": batch["image"],
+                "token_ids": tf.ensure_shape(token_ids, [batch_size, None]),
+                "padding_mask": tf.ensure_shape(padding_mask, [batch_size, None])}
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    ds = ds.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def images_per_s(ds: tf.data.Dataset, batches: int, batch_size: int, threads: int = 0) -> tuple:
+    """(images/s, CPU ms of this process per image) over `batches` batches after a warm-up;
+    threads > 0: the whole pipeline on a private pool of that many threads, one per op."""
+    if threads:
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = threads
+        options.threading.max_intra_op_parallelism = 1
+        ds = ds.with_options(options)
+    it = iter(ds)
+    for _ in range(3):  # warm-up: fill the shuffle buffer and autotune
+        next(it)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for _ in range(batches):
+        batch = next(it)
+    _ = batch["image"].numpy()
+    images = batches * batch_size
+    return (images / (time.perf_counter() - start),
+            (time.process_time() - cpu_start) * 1e3 / images)
+
+
+def input_pipeline_at(commit: str, work: str):
+    """trainer/input_pipeline.py as it was at `commit` (git show), imported as its own module."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = subprocess.run(["git", "show", f"{commit}:trainer/input_pipeline.py"], cwd=repo,
+                            check=True, capture_output=True).stdout
+    path = os.path.join(work, f"input_pipeline_at_{commit}.py")
+    with open(path, "wb") as f:
+        f.write(source)
+    spec = importlib.util.spec_from_file_location(f"input_pipeline_at_{commit}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def bench_bad_input_overhead(args) -> dict:
+    glob, vocab = write_generated(args.work, args.records)
+    sizes = {"paper 346->289": (346, 289), "tiny_cpu 72->64": (72, 64)}
+    variants = {
+        "checked": lambda cfg: input_pipeline.build_train_dataset(None, glob, vocab, cfg),
+        "located": lambda cfg: plain_train_dataset(cfg, glob, vocab, located=True),
+        "plain": lambda cfg: plain_train_dataset(cfg, glob, vocab, located=False)}
+    if args.previous_commit:  # the same pipeline at another commit, e.g. an earlier design
+        previous = input_pipeline_at(args.previous_commit, args.work)
+        variants[f"checked@{args.previous_commit}"] = (
+            lambda cfg: previous.build_train_dataset(None, glob, vocab, cfg))
+    out = {}
+    for size_name, (resize, crop) in sizes.items():
+        cfg = configs.get("tiny_cpu")
+        cfg.global_batch_size, cfg.shuffle_buffer = 32, 256
+        cfg.model.image.resize_px, cfg.model.image.crop_px = resize, crop
+        rates = {name: [] for name in variants}
+        cpu_ms = {name: [] for name in variants}
+        for _ in range(args.rounds):  # alternating, so that the variants share the load
+            for name, build in variants.items():
+                rate, ms = images_per_s(build(cfg), args.input_batches, 32, args.threads)
+                rates[name].append(round(rate, 1))
+                cpu_ms[name].append(round(ms, 3))
+        rate = {name: statistics.median(r) for name, r in rates.items()}
+        ms = {name: statistics.median(r) for name, r in cpu_ms.items()}
+        out[size_name] = {
+            "images_per_s": rate, "cpu_ms_per_image": ms,
+            "checked_over_plain": round(rate["checked"] / rate["plain"], 3),
+            "checked_over_located": round(rate["checked"] / rate["located"], 3),
+            "located_over_plain": round(rate["located"] / rate["plain"], 3),
+            "cpu_checked_over_plain": round(ms["checked"] / ms["plain"], 3),
+            **{f"{name}_over_plain": round(rate[name] / rate["plain"], 3)
+               for name in rate if "@" in name},
+            **{f"cpu_{name}_over_plain": round(ms[name] / ms["plain"], 3)
+               for name in ms if "@" in name},
+            "rounds_images_per_s": rates, "rounds_cpu_ms_per_image": cpu_ms}
+        print(f"{size_name}: " + ", ".join(f"{n} {rate[n]:.1f} images/s ({ms[n]:.2f} CPU ms each)"
+                                           for n in variants)
+              + f"; checked/plain {out[size_name]['checked_over_plain']:.3f}", flush=True)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--configs", nargs="+", default=["tiny_cpu", "b3_bert_mini"])
@@ -100,7 +258,19 @@ def main() -> None:
     p.add_argument("--work", default="/tmp/align_train_bench")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--input_batches", type=int, default=30)
+    p.add_argument("--bad_input_overhead", action="store_true",
+                   help="only the cost of the bad-input checks on generated data (module doc)")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--previous_commit", default=None,
+                   help="--bad_input_overhead: also build_train_dataset as of this commit")
+    p.add_argument("--threads", type=int, default=0,
+                   help="--bad_input_overhead: tf.data private threads (0: TensorFlow's default)")
     args = p.parse_args()
+    if args.bad_input_overhead:
+        print(json.dumps({"machine": f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
+                          "tensorflow": tf.__version__, "threads": args.threads or "default",
+                          "sizes": bench_bad_input_overhead(args)}, indent=2))
+        return
     glob, vocab = write_corpus(args.corpus, args.work, args.records)
     results = {"machine": f"{platform.processor() or platform.machine()}, "
                           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",

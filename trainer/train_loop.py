@@ -5,6 +5,7 @@
   WORKDIR/tensorboard/   scalars: both loss directions, temperature, learning rate, gradient norm,
                          pairs/s, data time and step time; with skip_corrupt_records also
                          input/skipped_corrupt_records and input/skipped_undecodable_images
+                         (the progress line and the scalars: trainer/loop_reporting.py)
   WORKDIR/export/        the SavedModel of trainer/export.py, written when the run reaches its end
   WORKDIR/config.json    the resolved configuration of the run
 
@@ -17,8 +18,8 @@ counter is part of the checkpoint, so no step is counted twice and a run always 
 gigabytes of encoded images); instead the input is reshuffled with a seed derived from the resume
 step, so a resumed run does not replay the batches the first run started with.
 
-Bad input (trainer/input_pipeline.py): by default a corrupt record or undecodable image stops the
-run with input_pipeline.BadInputError naming the file and offset; with cfg.skip_corrupt_records
+Bad input (trainer/bad_input.py): by default a corrupt record or undecodable image stops the
+run with bad_input.BadInputError naming the file and offset; with cfg.skip_corrupt_records
 it is skipped, named in a warning, counted on the progress line, in TensorBoard and in the result.
 """
 import dataclasses
@@ -31,13 +32,9 @@ import time
 from typing import Callable, Dict, Optional
 
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
-from trainer import input_pipeline
+from trainer import bad_input, input_pipeline, loop_reporting as reporting
 from trainer.config import TrainConfig
-
-METRIC_NAMES = ("loss", "loss_image_to_text", "loss_text_to_image", "temperature",
-                "learning_rate", "grad_norm")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -116,29 +113,6 @@ def _preemption_handler(strategy, manager):
         return None
 
 
-def format_progress(step: int, total: int, metrics: Dict[str, float], pairs_per_s: float,
-                    data_s: float, step_s: float, eta_s: float,
-                    skips: Optional[Dict[str, int]] = None) -> str:
-    skipped = (f" | skipped {skips['skipped_corrupt_records']} corrupt records, "
-               f"{skips['skipped_undecodable_images']} undecodable images"
-               if skips and any(skips.values()) else "")
-    return (f"step {step}/{total} | loss {metrics['loss']:.4f} "
-            f"(i2t {metrics['loss_image_to_text']:.4f}, t2i {metrics['loss_text_to_image']:.4f}) "
-            f"| temp {metrics['temperature']:.4f} | lr {metrics['learning_rate']:.3g} "
-            f"| gnorm {metrics['grad_norm']:.3g} | {pairs_per_s:.1f} pairs/s "
-            f"| data {_ms(data_s)} step {_ms(step_s)} | eta {_hms(eta_s)}{skipped}")
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.0f} ms" if math.isfinite(seconds) else "n/a"
-
-
-
-def _hms(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
-
-
 def check_finite(step: int, metrics: Dict[str, float]) -> None:
     """Fail fast on a NaN/inf loss, or a step that reported finite=0 (TPU: no in-graph asserts)."""
     loss = metrics["loss"]
@@ -157,62 +131,6 @@ def _run_step(step_fn, iterator, preemption, step: int) -> Dict[str, float]:
         raise
     check_finite(step, metrics)
     return metrics
-
-
-def _stamped(clock, dataset):
-    return clock.stamp(dataset) if clock else dataset
-
-
-class ArrivalClock:
-    """Data time without splitting the step: the input pipeline stamps the wall-clock time at which
-    each batch leaves it; the loop's data time is how long after the step call that was (0 when the
-    batch was already waiting in the prefetch buffer, i.e. the input keeps up)."""
-
-    def __init__(self):
-        with tf.device("/cpu:0"):
-            self._arrived = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="arrived")
-
-    def stamp(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
-        def stamp_batch(batch):
-            with tf.control_dependencies([self._arrived.assign(tf.timestamp())]):
-                return tf.nest.map_structure(tf.identity, batch)
-        return dataset.map(stamp_batch)
-
-    def last_arrival(self) -> float:
-        return float(self._arrived.numpy())
-
-
-class _Window:
-    """Averages of the metrics and timings since the last log line."""
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self):
-        self.sums, self.count, self.data_s, self.step_s = {}, 0, 0.0, 0.0
-
-    def add(self, metrics, data_s, step_s):
-        for k, v in metrics.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        self.count += 1
-        self.data_s += data_s
-        self.step_s += step_s
-
-    def means(self):
-        n = max(self.count, 1)
-        return ({k: v / n for k, v in self.sums.items()}, self.data_s / n, self.step_s / n)
-
-    def log(self, step: int, total_steps: int, global_batch_size: int, print_fn,
-            skips: Dict[str, int]) -> Dict[str, float]:
-        """TensorBoard scalars and the progress line of the window's means; resets the window."""
-        means, data_s, step_s = self.means()
-        wall_s = step_s + (data_s if math.isfinite(data_s) else 0.0)
-        pairs_per_s = global_batch_size / max(wall_s, 1e-9)
-        _write_scalars(step, means, pairs_per_s, data_s, step_s, skips)
-        print_fn(format_progress(step, total_steps, means, pairs_per_s, data_s, step_s,
-                                 (total_steps - step) * wall_s, skips))
-        self.reset()
-        return dict(means, step=step, pairs_per_s=pairs_per_s, **skips)
 
 
 def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
@@ -248,12 +166,12 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
 
     # On TPU the input runs on the TPU hosts, not next to this client's variable: data time is
     # not measured there (use the TensorBoard profiler's input-pipeline analysis).
-    clock = None if isinstance(strategy, tf.distribute.TPUStrategy) else ArrivalClock()
-    skipped = input_pipeline.SkippedInput()
+    clock = None if isinstance(strategy, tf.distribute.TPUStrategy) else reporting.ArrivalClock()
+    skipped = bad_input.SkippedInput()
     # skips(): the counts of the records skipped so far (warning about new ones), {} by default
     skips = skipped.warn_new if cfg.skip_corrupt_records else dict
     dataset = strategy.distribute_datasets_from_function(
-        lambda ctx: _stamped(clock, input_pipeline.build_train_dataset(
+        lambda ctx: reporting.stamped(clock, input_pipeline.build_train_dataset(
             ctx, data_glob, vocab_path, cfg, seed=cfg.seed + start_step, skipped=skipped)))
     iterator = iter(dataset)
     step_fn = components.make_train_step(model, optimizer, strategy, cfg)
@@ -266,9 +184,9 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
         evaluator = InLoopEvaluator(eval_data_glob, vocab_path, cfg)
     last: Dict[str, float] = {}
     last_eval: Optional[dict] = None
-    window, run_start, step = _Window(), time.perf_counter(), start_step
+    window, run_start, step = reporting.Window(), time.perf_counter(), start_step
 
-    with _StopRequest() as stop, writer.as_default(), input_pipeline.naming_bad_input():
+    with _StopRequest() as stop, writer.as_default(), bad_input.naming_bad_input():
         if evaluator and cfg.eval_every_steps and start_step == 0:  # the initial model's health
             recalibrate()
             last_eval = _evaluate(evaluator, model, strategy, 0, print_fn)
@@ -300,7 +218,7 @@ def train(cfg: TrainConfig, *, data_glob: str, vocab_path: str, workdir: str,
     _save_final(manager, step)
     writer.flush()
     print_fn(f"reached step {step}/{total_steps}: {step - start_step} steps in this run, "
-             f"{_hms(time.perf_counter() - run_start)}")
+             f"{reporting.hms(time.perf_counter() - run_start)}")
     counts = skips()
     if any(counts.values()):
         print_fn(f"skipped {counts['skipped_corrupt_records']} corrupt records and "
@@ -341,7 +259,7 @@ def _evaluate(evaluator, model, strategy, step: int, print_fn) -> dict:
     result = evaluator.evaluate(model, strategy)
     result["step"], result["seconds"] = step, time.perf_counter() - started
     for name, value in flat_metrics(result).items():
-        write_scalar(f"eval/{name}", value, step)
+        reporting.write_scalar(f"eval/{name}", value, step)
     print_fn(format_eval(step, result) + f" | {result['seconds']:.1f} s")
     return result
 
@@ -367,27 +285,3 @@ def _save_final(manager: tf.train.CheckpointManager, step: int) -> None:
     latest = manager.latest_checkpoint
     if latest is None or not latest.endswith(f"-{step}"):
         manager.save(checkpoint_number=step, check_interval=False)
-
-
-# TensorBoard's scalar plugin metadata, as tensorboard.summary.scalar writes it; built here so that
-# training needs only TensorFlow (the `tensorboard` package is needed to view the logs, not to write).
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
-    data_class=summary_pb2.DATA_CLASS_SCALAR).SerializeToString()
-
-
-def write_scalar(name: str, value: float, step: int) -> None:
-    """One TensorBoard scalar on the default summary writer."""
-    tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
-
-
-def _write_scalars(step, means, pairs_per_s, data_s, step_s, skips):
-    for name in METRIC_NAMES:
-        if name in means:
-            write_scalar(name, means[name], step)
-    write_scalar("pairs_per_second", pairs_per_s, step)
-    if math.isfinite(data_s):
-        write_scalar("data_time_s", data_s, step)
-    write_scalar("step_time_s", step_s, step)
-    for name, count in skips.items():  # skip_corrupt_records only: input/skipped_corrupt_records...
-        write_scalar(f"input/{name}", count, step)

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from schemas import example_schema
 from tests.trainer import standins, tiny_data
-from trainer import configs, input_pipeline, train, train_loop
+from trainer import bad_input, configs, input_pipeline, train, train_loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = ["--global_batch_size", "8", "--set", "model.image.resize_px=40",
@@ -89,7 +89,7 @@ WHAT = {"corrupt_record": "corrupt or truncated TFRecord data in",
 @pytest.mark.parametrize("damage", ["corrupt_record", "undecodable_image"])
 def test_bad_record_stops_training_naming_file_and_offset(tmp_path, damage):
     data, path, offset = damaged_data(tmp_path, damage)
-    with pytest.raises(input_pipeline.BadInputError) as raised:
+    with pytest.raises(bad_input.BadInputError) as raised:
         run(small_cfg(skip=False), data, tmp_path / "work")
     message = str(raised.value)
     assert f"{WHAT[damage]} {path} at byte offset {offset} " in message, message
@@ -127,7 +127,7 @@ def test_one_eval_pass_delivers_the_hand_counted_pairs(tmp_path, damage, pairs):
     """A corrupt record ends its file (records 1..7 of its shard: 24 - 7 = 17 pairs); an
     undecodable image drops its own pair only (23)."""
     data, path, offset = damaged_data(tmp_path, damage)
-    cfg, skipped = small_cfg(skip=True), input_pipeline.SkippedInput()
+    cfg, skipped = small_cfg(skip=True), bad_input.SkippedInput()
     ds = input_pipeline.build_eval_dataset(None, data["glob"], data["vocab"], cfg,
                                            drop_remainder=False, skipped=skipped)
     assert sum(int(batch["image"].shape[0]) for batch in ds) == pairs
@@ -142,11 +142,43 @@ def test_malformed_example_counts_as_a_corrupt_record(tmp_path):
         first_shard = sorted(glob.glob(data["glob"]))[0]
         writer.write(next(iter(tf.data.TFRecordDataset(first_shard))).numpy())
         writer.write(b"\x08not a serialized Example")
-    skipped = input_pipeline.SkippedInput()
+    skipped = bad_input.SkippedInput()
     ds = input_pipeline.build_eval_dataset(None, data["glob"], data["vocab"], small_cfg(True),
                                            drop_remainder=False, skipped=skipped)
     assert sum(int(batch["image"].shape[0]) for batch in ds) == 17
     assert skipped.counts() == {"skipped_corrupt_records": 1, "skipped_undecodable_images": 0}
+
+
+def test_adjacent_and_last_bad_records_are_each_named_and_passes_repeat(tmp_path):
+    """Failures are found as gaps in the decoded records' sequence numbers: a run of adjacent bad
+    records, and bad records at the very end of a pass (nothing good after them), are all named;
+    a second pass over the same dataset counts nothing new."""
+    vocab = str(tmp_path / "vocab.txt")
+    tiny_data.write_vocab(vocab)
+    path = sorted(glob.glob(tiny_data.write_tfrecords(str(tmp_path / "tfr"), 6, 1)))[0]
+    for index in (1, 2, 5):
+        garbage_image(path, index)
+    records = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+    records[3] = b"\x08not a serialized Example"
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+    with open(path, "rb") as f:
+        data = f.read()
+    offsets = [record_offset(data, i) for i in range(6)]
+    skipped = bad_input.SkippedInput()
+    ds = input_pipeline.build_eval_dataset(None, path, vocab, small_cfg(True),
+                                           drop_remainder=False, skipped=skipped)
+    for _ in range(2):
+        assert sum(int(batch["image"].shape[0]) for batch in ds) == 2  # records 0 and 4
+        assert skipped.entries() == [("corrupt_records", path, offsets[3], -1)] + [
+            ("undecodable_images", path, offsets[i], -1) for i in (1, 2, 5)]
+    failing = input_pipeline.build_eval_dataset(None, path, vocab, small_cfg(False),
+                                                drop_remainder=False)
+    with pytest.raises(bad_input.BadInputError, match=f"{WHAT['undecodable_image']} {path} at "
+                                                      f"byte offset {offsets[1]} "):
+        with bad_input.naming_bad_input():
+            list(failing)
 
 
 def test_cli_flag_and_set_override():
@@ -185,12 +217,15 @@ def test_input_pipelines_count_a_corrupt_record_once(tmp_path, num_shards):
     data_glob = tiny_data.write_tfrecords(str(tmp_path), num_examples=12, num_shards=num_shards)
     path = sorted(glob.glob(data_glob))[-1]
     offset = corrupt_payload(path, 1)
-    files, skipped, keys = input_pipeline.list_shards(data_glob), input_pipeline.SkippedInput(), []
+    vocab = str(tmp_path / "vocab.txt")
+    tiny_data.write_vocab(vocab)
+    skipped, ids = bad_input.SkippedInput(), []
     for pid in range(2):
         ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pid)
-        records = input_pipeline._records(files, ctx, small_cfg(True), False, 0,
-                                          skipped.new_tables())
-        keys += [example_schema.parse_example_dict(r["record"].numpy())["key"] for r in records]
+        ds = input_pipeline.build_eval_dataset(ctx, data_glob, vocab, small_cfg(True),
+                                               drop_remainder=False, with_image_ids=True,
+                                               skipped=skipped)
+        ids += [i for batch in ds for i in batch["image_id"].numpy()]
     # the corrupt shard keeps only its first record: 12 - (12 // num_shards - 1) pairs
-    assert len(keys) == len(set(keys)) == 12 - (12 // num_shards - 1)
+    assert len(ids) == len(set(ids)) == 12 - (12 // num_shards - 1)
     assert skipped.entries() == [("corrupt_records", path, offset, os.path.getsize(path) - offset)]
