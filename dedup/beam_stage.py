@@ -3,14 +3,26 @@
     matches = candidates | FindNearDuplicatesOfEval(eval_image_globs, dedup_config)
     # candidates: PCollection[(key, image_bytes)] of training pairs
     # matches:    PCollection[(key, {"eval_key": str, "cosine": float, "method": str})], one best
-    #             (highest-cosine) match per near-duplicate training element; method is
-    #             "embedding" (bucketed search) or "phash" (first pass)
+    #             match per near-duplicate training element; method is "aligned" (pixel embedder:
+    #             bucketed search, then the aligned check, whose cosine it reports), "embedding"
+    #             (bucketed search, no aligned check: SavedModel) or "phash" (first pass)
 
 Shape for 1.8B training images (docs/DEDUP.md): the eval side (10^5..10^6 images) is read,
 embedded and bucketed into a side input; every worker builds the bucket index from it ONCE per
 process (`beam.utils.shared.Shared`); the training side is streamed through embed -> top-10
 clusters -> 120 bucket lookups -> cosines with the few eval images found, all fused in one stage:
 no shuffle of the training set at all, let alone a 120x one.
+
+With the pixel embedder (the default) an eval image is indexed as several views (eval_views: the
+whole image, offset crops of it without its uniform margins, optionally its mirror image), and a
+training image's candidates (coarse cosine > verify_candidates_above) are re-scored by the aligned
+colour check (verify_candidates, pixel_embedder.aligned_cosine), whose cosine then decides
+(method "aligned"). The same functions serve benchmarks outside Beam:
+
+    eval_views(item, config)            -> ((eval_key, view), bytes) to embed, the whole image first
+    view_geometry(view)                 -> (left, top, width, height, mirrored) of a view
+    eval_detail_of(image_bytes, config) -> the eval image's EvalDetail for the aligned check (or None)
+    verify_candidates(image_bytes, candidates, details, config) -> (eval_key, aligned cosine) or None
 
 Eval images that cannot be read (corrupt, decompression bombs, damaged shards: dedup/eval_inputs.py)
 do not fail the job: after the stage is applied, `stage.eval_errors` is a PCollection of dicts
@@ -22,42 +34,163 @@ the training set: their near-duplicates may stay in it.
 import dataclasses
 import logging
 import uuid
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.utils import shared
 
-from dedup.config import DedupConfig
+from PIL import Image, ImageOps
+
+from dedup.config import PIXEL_EMBEDDER, DedupConfig
 from dedup.embedders import make_model_handler
 from dedup.eval_inputs import (WARN_FIRST_KEYS, EvalSource, expand_eval_sources, is_eval_error,
                                read_eval_source, warn_unreadable_eval_images)
-from dedup.images import centre_crop, encode_png, phash64
+from dedup.images import crop_fractions, encode_png, phash64, trim_uniform_borders
 from dedup.index import EvalIndex
 from dedup.kmeans import fit_centroids, load_centroids
-from dedup.pixel_embedder import PixelEmbedding
+from dedup import pixel_embedder
+from dedup.pixel_embedder import EvalDetail, PixelEmbedding
 from schemas.image_decode import decode_rgb
 
 FULL_VIEW = "full"
+MIRROR_VIEW = "mirror"
+# Eval images are scaled down to this longer side before their crop views are cut (the pixel
+# embedder reduces every view to 32 px; a training image is decoded at >= 128 px).
+EVAL_VIEW_MAX_SIDE_PX = 512
 NEAR_DUPLICATE_OF_EVAL = "near_duplicate_of_eval"  # the drop reason, = pipeline.reasons's
 METRICS_NAMESPACE = "dedup"
 EVAL_ERRORS = "eval_errors"  # tag of the unreadable eval images (FindNearDuplicatesOfEval.eval_errors)
 
 
-def eval_views(item: Tuple[str, bytes], crop_fractions: Sequence[float]):
-    """((eval_key, view), bytes): the image itself plus optional centre crops (eval side only)."""
+Geometry = Tuple[float, float, float, float, bool]  # left, top, width, height (fractions), mirrored
+
+
+def view_geometries(config: DedupConfig) -> List[Tuple[str, Geometry]]:
+    """(view name, geometry) of every eval view of `config`, the whole image first.
+
+    Offset crops: each side cut by 0 or by each of config.eval_view_cut_fractions, independently
+    ((1 + n)^4 views with the whole one); then config.eval_crop_fractions as centre crops; then
+    the mirror image (config.eval_view_mirror). Fractions are of the image without its uniform
+    margins when the pixel embedder trims them (it trims training images the same way)."""
+    views: List[Tuple[str, Geometry]] = [(FULL_VIEW, (0.0, 0.0, 1.0, 1.0, False))]
+    cuts = (0.0,) + tuple(config.eval_view_cut_fractions)
+    for left in cuts:
+        for top in cuts:
+            for right in cuts:
+                for bottom in cuts:
+                    if left or top or right or bottom:
+                        views.append((f"cut l{left:g} t{top:g} r{right:g} b{bottom:g}",
+                                      (left, top, 1 - left - right, 1 - top - bottom, False)))
+    for fraction in config.eval_crop_fractions:
+        offset = (1 - fraction) / 2
+        views.append((f"crop{fraction:g}", (offset, offset, fraction, fraction, False)))
+    if config.eval_view_mirror:
+        views.append((MIRROR_VIEW, (0.0, 0.0, 1.0, 1.0, True)))
+    return views
+
+
+def view_geometry(view: str) -> Geometry:
+    """The geometry of a view name made by eval_views (see view_geometries)."""
+    if view == FULL_VIEW:
+        return 0.0, 0.0, 1.0, 1.0, False
+    if view == MIRROR_VIEW:
+        return 0.0, 0.0, 1.0, 1.0, True
+    if view.startswith("crop"):
+        fraction = float(view[4:])
+        return (1 - fraction) / 2, (1 - fraction) / 2, fraction, fraction, False
+    if view.startswith("cut "):
+        left, top, right, bottom = (float(part[1:]) for part in view[4:].split())
+        return left, top, 1 - left - right, 1 - top - bottom, False
+    raise ValueError(f"not a view name of eval_views: {view!r}")
+
+
+def _trims(config: DedupConfig) -> bool:
+    """Views are cut from the trimmed image when the embedder trims its inputs (pixel)."""
+    return config.embedder == PIXEL_EMBEDDER and pixel_embedder.TRIM_BORDERS
+
+
+def _capped(image: Image.Image) -> Image.Image:
+    if max(image.size) > EVAL_VIEW_MAX_SIDE_PX:
+        image = image.copy()
+        image.thumbnail((EVAL_VIEW_MAX_SIDE_PX, EVAL_VIEW_MAX_SIDE_PX), Image.Resampling.BOX)
+    return image
+
+
+def _view_base(image: Image.Image, config: DedupConfig) -> Image.Image:
+    image = _capped(image)
+    return trim_uniform_borders(image) if _trims(config) else image
+
+
+def eval_views(item: Tuple[str, bytes], config: DedupConfig):
+    """((eval_key, view), bytes) for every view of view_geometries(config), eval side only: the
+    image's own bytes for the whole view, a PNG for the others."""
     eval_key, image_bytes = item
     yield (eval_key, FULL_VIEW), image_bytes
-    if crop_fractions:
-        try:  # read_eval_source checked the image decodes (JPEGs at draft size, hence the guard)
-            image = decode_rgb(image_bytes, draft_side_px=None)
-        except Exception:  # noqa: BLE001 - the full view is still indexed; only crops are lost
-            logging.warning("dedup: eval image %r has no crop views: it does not decode at full "
-                            "size", eval_key, exc_info=True)
-            return
-        for fraction in crop_fractions:
-            yield (eval_key, f"crop{fraction:g}"), encode_png(centre_crop(image, fraction))
+    views = view_geometries(config)[1:]
+    if not views:
+        return
+    try:  # read_eval_source checked the image decodes (JPEGs at draft size, hence the guard)
+        base = _view_base(decode_rgb(image_bytes, draft_side_px=None), config)
+    except Exception:  # noqa: BLE001 - the full view is still indexed; only the others are lost
+        logging.warning("dedup: eval image %r has only its whole view: it does not decode at "
+                        "full size", eval_key, exc_info=True)
+        return
+    for name, (left, top, width, height, mirrored) in views:
+        view = ImageOps.mirror(base) if mirrored else base
+        if (left, top, width, height) != (0.0, 0.0, 1.0, 1.0):
+            view = crop_fractions(view, left, top, width, height)
+        yield (eval_key, name), encode_png(view)
+
+
+def eval_detail_of(image_bytes: bytes, config: DedupConfig) -> Optional[EvalDetail]:
+    """The eval image's detail for the aligned check; None when the config does not verify or the
+    image does not decode."""
+    if not config.verifies:
+        return None
+    try:
+        image = decode_rgb(image_bytes, draft_side_px=None)
+    except Exception:  # noqa: BLE001 - no detail: its candidates keep their coarse cosine out
+        return None
+    return pixel_embedder.eval_detail(_capped(image), pixel_embedder.TRIM_BORDERS)
+
+
+def to_eval_detail(item, config: DedupConfig):
+    """(eval_key, bytes) -> (eval_key, EvalDetail), none for images without one."""
+    eval_key, image_bytes = item
+    detail = eval_detail_of(image_bytes, config)
+    if detail is not None:
+        yield eval_key, detail
+
+
+def verify_candidates(image_bytes: bytes, candidates: Sequence[Tuple[str, str, float]],
+                      details: Dict[str, EvalDetail], config: DedupConfig
+                      ) -> Optional[Tuple[str, float]]:
+    """The second pass: (eval_key, aligned cosine) of the best of a training image's candidates,
+    or None when none could be checked.
+
+    candidates: (eval_key, view, coarse cosine), best coarse first; the first
+    config.verify_max_candidates with coarse cosine > config.verify_candidates_above are aligned
+    (pixel_embedder.aligned_cosine, starting from the matched view). The caller compares the
+    result with config.cosine_threshold."""
+    chosen = [c for c in candidates if c[2] > config.verify_candidates_above and c[0] in details]
+    chosen = chosen[:config.verify_max_candidates]
+    if not chosen:
+        return None
+    try:
+        image = decode_rgb(image_bytes, draft_side_px=128)
+    except Exception:  # noqa: BLE001 - undecodable training bytes: nothing to align
+        return None
+    training = pixel_embedder.training_detail(image, pixel_embedder.TRIM_BORDERS)
+    best = None
+    for eval_key, view, _ in chosen:
+        left, top, width, height, mirrored = view_geometry(view)
+        score = pixel_embedder.aligned_cosine(details[eval_key], training, (left, top, width, height),
+                                              mirrored)
+        if best is None or score > best[1]:
+            best = (eval_key, score)
+    return best
 
 
 def safe_phash(image_bytes: bytes) -> Optional[int]:
@@ -81,10 +214,10 @@ def phash_of(prediction) -> Optional[int]:
 
 
 def to_eval_record(item, use_phash: bool):
-    """(eval_key, view), PredictionResult -> (eval_key, embedding, pHash of the full view)."""
+    """(eval_key, view), PredictionResult -> (eval_key, view, embedding, pHash of the full view)."""
     (eval_key, view), prediction = item
     phash = phash_of(prediction) if use_phash and view == FULL_VIEW else None
-    return eval_key, vector_of(prediction), phash
+    return eval_key, view, vector_of(prediction), phash
 
 
 class ReadEvalSourceFn(beam.DoFn):
@@ -124,19 +257,20 @@ class SummarizeEvalErrorsFn(beam.CombineFn):
 
 
 class _IndexHolder:  # Shared needs a weak-referenceable object
-    def __init__(self, index: Optional[EvalIndex]):
+    def __init__(self, index: Optional[EvalIndex], details: Optional[Dict[str, EvalDetail]] = None):
         self.index = index
+        self.details = details or {}
 
 
 def build_eval_index(eval_records: Iterable, centroids: np.ndarray, config: DedupConfig):
     records = list(eval_records)
     if not records:
         return None
-    keys, vectors, phashes = zip(*records)
+    keys, views, vectors, phashes = zip(*records)
     logging.info("dedup: building the eval index of %d images/views, %d clusters", len(keys),
                  centroids.shape[0])
     return EvalIndex(keys, np.stack(vectors), centroids, config.top_clusters_per_image,
-                     config.clusters_per_bucket, phashes)
+                     config.clusters_per_bucket, phashes, views)
 
 
 class SearchEvalIndexFn(beam.DoFn):
@@ -147,31 +281,58 @@ class SearchEvalIndexFn(beam.DoFn):
         self._tag = index_tag
         self._shared = shared.Shared()
         self._holder = None
-        self._searched = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "training_images_searched")
-        self._computations = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "similarity_computations")
-        self._embedding_matches = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "embedding_matches")
-        self._phash_matches = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "phash_matches")
+        counter = lambda name: beam.metrics.Metrics.counter(METRICS_NAMESPACE, name)  # noqa: E731
+        self._searched = counter("training_images_searched")
+        self._computations = counter("similarity_computations")
+        self._embedding_matches = counter("embedding_matches")
+        self._phash_matches = counter("phash_matches")
+        self._aligned_checks = counter("aligned_checks")  # training images re-scored
+        self._aligned_matches = counter("aligned_matches")
 
-    def process(self, batch, eval_records, centroids):
+    def process(self, batch, eval_records, centroids, eval_details=()):
         if self._holder is None:  # once per worker process, shared by its threads
             self._holder = self._shared.acquire(
-                lambda: _IndexHolder(build_eval_index(eval_records, centroids, self._config)),
+                lambda: _IndexHolder(build_eval_index(eval_records, centroids, self._config),
+                                     dict(eval_details)),
                 tag=self._tag)
         index = self._holder.index
         self._searched.inc(len(batch))
         if index is None or not batch:
             return
+        config = self._config
         keys = [key for key, _ in batch]
         vectors = np.stack([vector_of(p) for _, p in batch])
-        bits = self._config.phash_max_distance_bits
+        bits = config.phash_max_distance_bits
         phashes = [phash_of(p) for _, p in batch] if bits >= 0 else None
-        result = index.search(vectors, self._config.cosine_threshold, phashes, bits)
+        result = index.search(vectors, config.search_threshold, phashes, bits,
+                              config.verify_max_candidates if config.verifies else 1)
         self._computations.inc(result.similarity_computations)
+        if not config.verifies:
+            for match in result.matches:
+                counter = self._phash_matches if match.method == "phash" else self._embedding_matches
+                counter.inc()
+                yield keys[match.query_row], {"eval_key": match.eval_key, "cosine": match.cosine,
+                                              "method": match.method}
+            return
+        per_query: Dict[int, list] = {}
         for match in result.matches:
-            counter = self._phash_matches if match.method == "phash" else self._embedding_matches
-            counter.inc()
-            yield keys[match.query_row], {"eval_key": match.eval_key, "cosine": match.cosine,
-                                          "method": match.method}
+            per_query.setdefault(match.query_row, []).append(match)
+        for query_row, matches in sorted(per_query.items()):
+            hashed = [m for m in matches if m.method == "phash"]
+            if hashed:  # the first pass decides alone
+                self._phash_matches.inc()
+                best = max(hashed, key=lambda m: m.cosine)
+                yield keys[query_row], {"eval_key": best.eval_key, "cosine": best.cosine,
+                                        "method": "phash"}
+                continue
+            candidates = [(m.eval_key, m.view, m.cosine) for m in matches]
+            self._aligned_checks.inc()
+            verified = verify_candidates(batch[query_row][1].example, candidates,
+                                         self._holder.details, config)
+            if verified is not None and verified[1] > config.cosine_threshold:
+                self._aligned_matches.inc()
+                yield keys[query_row], {"eval_key": verified[0], "cosine": verified[1],
+                                        "method": "aligned"}
 
 
 def _fit_on_sample(sample: List[np.ndarray], config: DedupConfig):
@@ -213,7 +374,7 @@ class FindNearDuplicatesOfEval(beam.PTransform):
              | "WarnUnreadableEvalImages" >> beam.MapTuple(warn_unreadable_eval_images))
         eval_records = (
             read["images"]
-            | "MakeEvalViews" >> beam.FlatMap(eval_views, config.eval_crop_fractions)
+            | "MakeEvalViews" >> beam.FlatMap(eval_views, config)
             | "SpreadEvalImages" >> beam.Reshuffle()
             | "EmbedEvalImages" >> RunInference(handler)
             | "ToEvalRecords" >> beam.Map(to_eval_record, config.phash_max_distance_bits >= 0))
@@ -226,14 +387,17 @@ class FindNearDuplicatesOfEval(beam.PTransform):
                 | "TrainingVectors" >> beam.Map(lambda kv: vector_of(kv[1]))
                 | "SampleForKMeans" >> beam.combiners.Sample.FixedSizeGlobally(config.kmeans_sample_size)
                 | "FitKMeans" >> beam.Map(_fit_on_sample, config))
+        side_inputs = {"eval_records": beam.pvalue.AsIter(eval_records),
+                       "centroids": beam.pvalue.AsSingleton(centroids)}
+        if config.verifies:  # the eval images' details for the aligned check (~27 kB each)
+            side_inputs["eval_details"] = beam.pvalue.AsIter(
+                read["images"] | "EvalDetails" >> beam.FlatMap(to_eval_detail, config))
         return (
             embedded
             | "BatchTrainingImages" >> beam.BatchElements(min_batch_size=1,
                                                           max_batch_size=4 * config.batch_size)
             | "SearchEvalBuckets" >> beam.ParDo(
-                SearchEvalIndexFn(config, f"align-dedup-index-{uuid.uuid4()}"),
-                eval_records=beam.pvalue.AsIter(eval_records),
-                centroids=beam.pvalue.AsSingleton(centroids)))
+                SearchEvalIndexFn(config, f"align-dedup-index-{uuid.uuid4()}"), **side_inputs))
 
 
 def to_drop_flag(item) -> Tuple[str, str]:

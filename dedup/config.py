@@ -1,7 +1,11 @@
 """Settings of the near-duplicate removal of evaluation images (ALIGN, Appendix A).
 
-Every paper value is the default; each one is a flag of `align-curate` (via `add_dedup_flags`) and of
-`align-dedup`. The pipeline owner wires the stage with:
+Every setting is a flag of `align-curate` (via `add_dedup_flags`) and of `align-dedup`. The paper's
+values are the defaults of the search (4K clusters, top 10, buckets of 3); the decision defaults
+(cosine threshold, eval views, aligned check) are those of the weight-free pixel embedder, measured
+on the tune split of the copy-detection benchmark (docs/DEDUP.md, "Embedders"). A calibration file
+(`align-dedup calibrate --output FILE`) carries the threshold and view settings that go with an
+embedder: `--dedup_calibration FILE`. The pipeline owner wires the stage with:
 
     add_dedup_flags(parser)                      # while building the argparse parser
     dedup_config = DedupConfig.from_flags(args)  # after parsing
@@ -9,9 +13,38 @@ Every paper value is the default; each one is a flag of `align-curate` (via `add
 """
 import argparse
 import dataclasses
+import datetime
+import hashlib
+import json
 from typing import Optional, Sequence, Tuple
 
 PIXEL_EMBEDDER = "pixel"  # weight-free default, see dedup/pixel_embedder.py
+PAPER_COSINE_THRESHOLD = 0.975  # Appendix A, for the paper's embedder
+CALIBRATION_FORMAT = "align-dedup-calibration/1"
+
+# Defaults of the weight-free path, chosen on the tune split (docs/DEDUP.md, "Embedders"):
+# pixel embedder on trimmed images, 16 offset-crop views per eval image (each side cut by 0 or 7 %),
+# pairs whose coarse cosine is above 0.85 re-scored by the aligned colour check, a near-duplicate
+# when that aligned cosine is above 0.98.
+DEFAULT_COSINE_THRESHOLD = 0.98
+DEFAULT_EVAL_VIEW_CUT_FRACTIONS = (0.07,)
+DEFAULT_EVAL_VIEW_MIRROR = False
+DEFAULT_VERIFY_CANDIDATES_ABOVE = 0.85
+DEFAULT_VERIFY_MAX_CANDIDATES = 1
+
+# Settings a calibration file fixes (with the flag that would set each one).
+CALIBRATED_FLAGS = {
+    "cosine_threshold": "--dedup_cosine_threshold",
+    "eval_view_cut_fractions": "--dedup_eval_view_cut_fractions",
+    "eval_view_mirror": "--dedup_eval_view_mirror",
+    "eval_crop_fractions": "--dedup_eval_crop_fractions",
+    "verify_candidates_above": "--dedup_verify_candidates_above",
+    "verify_max_candidates": "--dedup_verify_max_candidates",
+}
+
+
+class DedupFlagError(ValueError):
+    """A configuration mistake in the near-duplicate flags (conflicting flags, wrong calibration)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,16 +65,33 @@ class DedupConfig:
     top_clusters_per_image: int = 10
     # ... and to every 3-combination of them: C(10, 3) = 120 buckets.
     clusters_per_bucket: int = 3
-    # Paper, Appendix A: a pair sharing a bucket is a near-duplicate when cosine > 0.975. The value
-    # belongs to the paper's embedder; calibrate yours with `align-dedup calibrate`.
-    cosine_threshold: float = 0.975
+    # A pair is a near-duplicate when its cosine > this. With the pixel embedder and the aligned
+    # check on, the cosine is the aligned one (pixel_embedder.aligned_cosine); otherwise the
+    # embedder's (paper, Appendix A: 0.975 for the paper's embedder; calibrate yours with
+    # `align-dedup calibrate`).
+    cosine_threshold: float = DEFAULT_COSINE_THRESHOLD
     # Cheap first pass: a training image whose 64-bit pHash is within this Hamming distance of an
     # eval image's pHash is a near-duplicate whatever the embedder says; -1 turns it off.
     phash_max_distance_bits: int = 0
-    # Extra eval-side views: centre crops keeping this fraction of each side (1.0 = whole image is
-    # always indexed). Helps embedders that are not crop-invariant (the pixel one); eval side only.
+    # Eval-side views (eval side only; beam_stage.eval_views). Offset crops: each of the four sides
+    # is cut by 0 or by each of these fractions of the side, independently: (1 + n)^4 views, the
+    # whole image included (16 for one fraction). With the pixel embedder the crops are taken of
+    # the image without its uniform margins (images.trim_uniform_borders), as it embeds them.
+    eval_view_cut_fractions: Tuple[float, ...] = DEFAULT_EVAL_VIEW_CUT_FRACTIONS
+    # One more view: the mirror image (left-right) of the whole image.
+    eval_view_mirror: bool = DEFAULT_EVAL_VIEW_MIRROR
+    # Extra centre-crop views keeping this fraction of each side (older option; off by default).
     eval_crop_fractions: Tuple[float, ...] = ()
+    # Aligned check (pixel embedder only): a training image's best `verify_max_candidates` eval
+    # images whose coarse cosine (max over views) is above `verify_candidates_above` are re-scored
+    # by pixel_embedder.aligned_cosine; that score decides against cosine_threshold. 0 candidates:
+    # off (the coarse cosine decides, as with a SavedModel).
+    verify_candidates_above: float = DEFAULT_VERIFY_CANDIDATES_ABOVE
+    verify_max_candidates: int = DEFAULT_VERIFY_MAX_CANDIDATES
     batch_size: int = 64  # images per embedder call
+    # Where the threshold and views came from (stats, logs): "defaults of the pixel embedder",
+    # "flags", or "calibration FILE (...)".
+    threshold_source: str = "defaults"
 
     def __post_init__(self):
         # top_clusters_per_image > num_clusters is allowed: the index then uses all clusters.
@@ -56,11 +106,36 @@ class DedupConfig:
         for fraction in self.eval_crop_fractions:
             if not 0 < fraction < 1:
                 raise ValueError(f"eval crop fractions must be in (0, 1), got {fraction}")
+        for fraction in self.eval_view_cut_fractions:
+            if not 0 < fraction < 0.5:
+                raise ValueError(f"eval view cut fractions must be in (0, 0.5), got {fraction}")
+        if self.verify_max_candidates < 0 or not -1.0 <= self.verify_candidates_above <= 1.0:
+            raise ValueError("need verify_max_candidates >= 0 and verify_candidates_above in [-1, 1]")
+
+    @property
+    def verifies(self) -> bool:
+        """Whether the aligned check decides (pixel embedder with verify_max_candidates > 0)."""
+        return self.embedder == PIXEL_EMBEDDER and self.verify_max_candidates > 0
+
+    @property
+    def search_threshold(self) -> float:
+        """The cosine the bucketed search keeps pairs above: the candidates' one when verifying."""
+        return self.verify_candidates_above if self.verifies else self.cosine_threshold
 
     @classmethod
     def from_flags(cls, args: argparse.Namespace) -> "DedupConfig":
-        """Builds the config from a namespace parsed with a parser given to `add_dedup_flags`."""
-        return cls(
+        """Builds the config from a namespace parsed with a parser given to `add_dedup_flags`.
+
+        With --dedup_calibration FILE the threshold, views and aligned-check settings come from
+        the file; giving any of their flags too is a DedupFlagError, and so is a file made for
+        another embedder than --dedup_embedder."""
+        explicit = {name: getattr(args, flag[2:]) for name, flag in CALIBRATED_FLAGS.items()
+                    if getattr(args, flag[2:], None) is not None}
+        if "eval_view_cut_fractions" in explicit:
+            explicit["eval_view_cut_fractions"] = tuple(_fractions(explicit["eval_view_cut_fractions"]))
+        if "eval_crop_fractions" in explicit:
+            explicit["eval_crop_fractions"] = tuple(_fractions(explicit["eval_crop_fractions"]))
+        common = dict(
             eval_image_globs=tuple(args.eval_images or ()),
             embedder=args.dedup_embedder,
             num_clusters=args.dedup_num_clusters,
@@ -68,11 +143,23 @@ class DedupConfig:
             kmeans_sample_size=args.dedup_kmeans_sample_size,
             top_clusters_per_image=args.dedup_top_clusters,
             clusters_per_bucket=args.dedup_clusters_per_bucket,
-            cosine_threshold=args.dedup_cosine_threshold,
             phash_max_distance_bits=args.dedup_phash_max_distance_bits,
-            eval_crop_fractions=tuple(_fractions(args.dedup_eval_crop_fractions)),
             batch_size=args.dedup_batch_size,
         )
+        calibration_path = getattr(args, "dedup_calibration", None)
+        if not calibration_path:
+            source = "flags" if "cosine_threshold" in explicit else "defaults"
+            return cls(**common, **explicit, threshold_source=source)
+        if explicit:
+            flags = ", ".join(CALIBRATED_FLAGS[name] for name in explicit)
+            raise DedupFlagError(
+                f"--dedup_calibration {calibration_path} sets the threshold and the eval views; "
+                f"do not also give {flags} (drop them, or drop --dedup_calibration and set "
+                "everything by flags)")
+        calibration = read_calibration(calibration_path)
+        check_calibration_embedder(calibration, cls(**common), calibration_path)
+        return cls(**common, **calibrated_settings(calibration),
+                   threshold_source=calibration_note(calibration, calibration_path))
 
     @property
     def enabled(self) -> bool:
@@ -83,8 +170,12 @@ def _fractions(text: str) -> Sequence[float]:
     return [float(x) for x in text.split(",") if x.strip()] if text else []
 
 
+def _fractions_text(fractions: Sequence[float]) -> str:
+    return ",".join(f"{f:g}" for f in fractions)
+
+
 def add_dedup_flags(parser: argparse.ArgumentParser) -> None:
-    """Adds the near-duplicate flags (defaults: ALIGN Appendix A) to an argparse parser."""
+    """Adds the near-duplicate flags to an argparse parser (search defaults: ALIGN Appendix A)."""
     d = DedupConfig()
     g = parser.add_argument_group("near-duplicates of evaluation images (ALIGN Appendix A)")
     g.add_argument("--eval_images", action="append", default=[], metavar="GLOB",
@@ -101,10 +192,142 @@ def add_dedup_flags(parser: argparse.ArgumentParser) -> None:
                    help="nearest clusters per image (paper: 10)")
     g.add_argument("--dedup_clusters_per_bucket", type=int, default=d.clusters_per_bucket,
                    help="clusters per bucket, all combinations of the top ones (paper: 3)")
-    g.add_argument("--dedup_cosine_threshold", type=float, default=d.cosine_threshold,
-                   help="near-duplicate when cosine > this (paper: 0.975 for its embedder)")
+    g.add_argument("--dedup_calibration", default=None, metavar="FILE",
+                   help="calibration file of `align-dedup calibrate --output FILE`: sets the "
+                        "threshold, eval views and aligned check made for the embedder (which "
+                        "must be --dedup_embedder); do not combine with their flags")
+    g.add_argument("--dedup_cosine_threshold", type=float, default=None,
+                   help=f"near-duplicate when cosine > this (default {d.cosine_threshold}: the "
+                        "aligned cosine of the pixel embedder, tune split; the paper's 0.975 is "
+                        "for its embedder: calibrate a SavedModel)")
     g.add_argument("--dedup_phash_max_distance_bits", type=int, default=d.phash_max_distance_bits,
                    help="pHash first pass: Hamming distance for a copy (-1: off)")
-    g.add_argument("--dedup_eval_crop_fractions", default="",
+    g.add_argument("--dedup_eval_view_cut_fractions", default=None, metavar="F[,F...]",
+                   help="eval-side offset-crop views: each side cut by 0 or each F, independently "
+                        f"((1+n)^4 views; default '{_fractions_text(d.eval_view_cut_fractions)}' = "
+                        "16 views; '' = the whole image only)")
+    g.add_argument("--dedup_eval_view_mirror", default=None, action=argparse.BooleanOptionalAction,
+                   help=f"also index the mirror image (default {d.eval_view_mirror})")
+    g.add_argument("--dedup_eval_crop_fractions", default=None,
                    help="extra eval-side centre-crop views, e.g. '0.9,0.8' (default: none)")
+    g.add_argument("--dedup_verify_candidates_above", type=float, default=None,
+                   help="pixel embedder: re-score pairs whose coarse cosine is above this with the "
+                        f"aligned check (default {d.verify_candidates_above})")
+    g.add_argument("--dedup_verify_max_candidates", type=int, default=None,
+                   help="pixel embedder: eval images re-scored per training image, best coarse "
+                        f"first (default {d.verify_max_candidates}; 0: no aligned check)")
     g.add_argument("--dedup_batch_size", type=int, default=d.batch_size)
+
+
+# ----------------------------------------------------------------------------------------------
+# Calibration files (written by `align-dedup calibrate --output FILE`, read by --dedup_calibration)
+
+
+def embedder_identity(config: DedupConfig) -> dict:
+    """What identifies the embedder a threshold belongs to: "pixel" and its parameters, or the
+    SavedModel path, signature and the SHA-256 of its saved_model.pb."""
+    if config.embedder == PIXEL_EMBEDDER:
+        from dedup.pixel_embedder import PixelEmbedder
+
+        return {"id": PIXEL_EMBEDDER, "parameters": PixelEmbedder().parameters}
+    return {"id": "savedmodel", "path": config.embedder, "signature": config.savedmodel_signature,
+            "saved_model_pb_sha256": _saved_model_sha256(config.embedder)}
+
+
+def _saved_model_sha256(model_dir: str) -> str:
+    from apache_beam.io.filesystems import FileSystems
+
+    path = FileSystems.join(model_dir, "saved_model.pb")
+    try:
+        with FileSystems.open(path) as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except Exception as error:  # noqa: BLE001 - any filesystem: report the path
+        raise DedupFlagError(f"cannot read {path} to fingerprint the SavedModel: {error}") from error
+
+
+def _describe(identity: dict) -> str:
+    if identity.get("id") == PIXEL_EMBEDDER:
+        return f"pixel {json.dumps(identity.get('parameters'), sort_keys=True)}"
+    return (f"SavedModel {identity.get('path')} (signature {identity.get('signature')}, "
+            f"saved_model.pb sha256 {str(identity.get('saved_model_pb_sha256'))[:12]}...)")
+
+
+def same_embedder(a: dict, b: dict) -> bool:
+    """Pixel: same parameters. SavedModel: same saved_model.pb and signature (a moved copy is the
+    same model; a retrained one at the same path is not)."""
+    if a.get("id") != b.get("id"):
+        return False
+    if a["id"] == PIXEL_EMBEDDER:
+        return a.get("parameters") == b.get("parameters")
+    return (a.get("saved_model_pb_sha256") == b.get("saved_model_pb_sha256")
+            and a.get("signature") == b.get("signature"))
+
+
+def calibration_record(config: DedupConfig, chosen_by: dict, measured: dict, command: str,
+                       images: int) -> dict:
+    """The calibration file's content for `config` (whose cosine_threshold is the chosen one)."""
+    return {
+        "format": CALIBRATION_FORMAT,
+        "embedder": embedder_identity(config),
+        "eval_views": {"cut_fractions": list(config.eval_view_cut_fractions),
+                       "mirror": config.eval_view_mirror,
+                       "centre_crop_fractions": list(config.eval_crop_fractions)},
+        "aligned_check": {"on": config.verifies,
+                          "candidates_above": config.verify_candidates_above,
+                          "max_candidates": config.verify_max_candidates},
+        "cosine_threshold": config.cosine_threshold,
+        "chosen_by": chosen_by,
+        "measured": measured,
+        "images": images,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+    }
+
+
+def write_calibration(path: str, record: dict) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.create(path) as handle:
+        handle.write((json.dumps(record, indent=2) + "\n").encode("utf-8"))
+
+
+def read_calibration(path: str) -> dict:
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        with FileSystems.open(path) as handle:
+            record = json.loads(handle.read().decode("utf-8"))
+    except Exception as error:  # noqa: BLE001 - missing file, bad JSON: one clear message
+        raise DedupFlagError(f"--dedup_calibration {path}: cannot read it: {error}") from error
+    if not isinstance(record, dict) or record.get("format") != CALIBRATION_FORMAT:
+        raise DedupFlagError(f"--dedup_calibration {path}: not a calibration file of "
+                             f"`align-dedup calibrate --output` (format {CALIBRATION_FORMAT})")
+    return record
+
+
+def check_calibration_embedder(calibration: dict, config: DedupConfig, path: str) -> None:
+    """DedupFlagError naming both embedders when the file was made for another one."""
+    made_for = calibration.get("embedder", {})
+    configured = embedder_identity(config)
+    if not same_embedder(made_for, configured):
+        raise DedupFlagError(
+            f"--dedup_calibration {path} was made for the embedder {_describe(made_for)}, but the "
+            f"configured embedder is {_describe(configured)} (--dedup_embedder {config.embedder}): "
+            "calibrate this embedder with `align-dedup calibrate --output FILE`")
+
+
+def calibrated_settings(calibration: dict) -> dict:
+    """DedupConfig fields set by a calibration file."""
+    views, check = calibration["eval_views"], calibration["aligned_check"]
+    return {"cosine_threshold": float(calibration["cosine_threshold"]),
+            "eval_view_cut_fractions": tuple(float(f) for f in views["cut_fractions"]),
+            "eval_view_mirror": bool(views["mirror"]),
+            "eval_crop_fractions": tuple(float(f) for f in views.get("centre_crop_fractions", ())),
+            "verify_candidates_above": float(check["candidates_above"]),
+            "verify_max_candidates": int(check["max_candidates"]) if check.get("on", True) else 0}
+
+
+def calibration_note(calibration: dict, path: str) -> str:
+    chosen = calibration.get("chosen_by", {})
+    how = ", ".join(f"{k} {v}" for k, v in chosen.items())
+    return f"calibration {path} ({how}; {calibration.get('date', 'undated')})"

@@ -23,15 +23,22 @@ class Match:
     eval_key: str
     cosine: float
     method: str  # "embedding" (bucketed search) or "phash" (first pass)
+    eval_row: int = -1  # the index row (eval image view) matched
+    view: str = ""  # that row's view name (EvalIndex(views=...)), "" if none were given
 
 
 class EvalIndex:
     def __init__(self, eval_keys: Sequence[str], embeddings: np.ndarray, centroids: np.ndarray,
-                 top: int, per_bucket: int, phashes: Optional[Sequence[Optional[int]]] = None):
-        """eval_keys[i] names row i (several rows, e.g. crop views, may share a key)."""
+                 top: int, per_bucket: int, phashes: Optional[Sequence[Optional[int]]] = None,
+                 views: Optional[Sequence[str]] = None):
+        """eval_keys[i] names row i (several rows, e.g. crop views, may share a key); views[i], if
+        given, is row i's view name (beam_stage.eval_views), reported with its matches."""
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         if len(eval_keys) != self.embeddings.shape[0]:
             raise ValueError("one eval key per embedding row")
+        self.view_names, self.row_view = (np.unique(np.asarray(list(views), dtype=object),
+                                                    return_inverse=True)
+                                          if views is not None else (None, None))
         self.key_names, self.row_key = np.unique(np.asarray(list(eval_keys), dtype=object),
                                                  return_inverse=True)
         self.num_clusters = centroids.shape[0]
@@ -137,8 +144,13 @@ class EvalIndex:
 
     def search(self, query_embeddings: np.ndarray, threshold: float,
                query_phashes: Optional[Sequence[Optional[int]]] = None,
-               phash_max_distance_bits: int = -1) -> "SearchResult":
-        """Best near-duplicate eval key per query row (highest cosine), plus the work done."""
+               phash_max_distance_bits: int = -1, candidates_per_query: int = 1) -> "SearchResult":
+        """Per query row, its near-duplicate eval keys, plus the work done.
+
+        candidates_per_query = 1 (the decision): the best match (highest cosine) among the pairs
+        with cosine > threshold and the pHash first pass's. k > 1 (candidates for a second pass):
+        every pHash match, then the k eval keys with the highest cosine > threshold (each once,
+        with its best row), best first."""
         query_embeddings = np.ascontiguousarray(query_embeddings, dtype=np.float32)
         pairs = self.batched_candidate_pairs(query_embeddings)
         cosines = _pair_cosines(query_embeddings, self.embeddings, pairs)
@@ -150,16 +162,34 @@ class EvalIndex:
             cosines = np.concatenate([cosines, _pair_cosines(query_embeddings, self.embeddings, hashed)])
             is_duplicate = np.concatenate([is_duplicate, np.ones(len(hashed), dtype=bool)])
             method = np.concatenate([method, np.full(len(hashed), "phash", dtype=object)])
-        best: dict = {}
+        best: dict = {}  # (query row, eval key id, method) -> Match with the highest cosine
         for i in np.flatnonzero(is_duplicate):
             query_row, eval_row = int(pairs[i, 0]), int(pairs[i, 1])
-            current = best.get(query_row)
+            key_id = int(self.row_key[eval_row])
+            slot = (query_row, key_id, method[i] if candidates_per_query > 1 else "")
+            current = best.get(slot)
             if current is None or cosines[i] > current.cosine:
-                best[query_row] = Match(query_row, str(self.key_names[self.row_key[eval_row]]),
-                                        float(cosines[i]), str(method[i]))
-        return SearchResult(matches=[best[q] for q in sorted(best)],
+                best[slot] = Match(query_row, str(self.key_names[key_id]), float(cosines[i]),
+                                   str(method[i]), eval_row, self._view_of(eval_row))
+        per_query: dict = {}
+        for match in best.values():
+            per_query.setdefault(match.query_row, []).append(match)
+        matches = []
+        for query_row in sorted(per_query):
+            found = sorted(per_query[query_row], key=lambda m: (m.method != "phash", -m.cosine,
+                                                                 m.eval_key))
+            if candidates_per_query <= 1:
+                matches.append(max(found, key=lambda m: m.cosine))
+            else:
+                hashed_found = [m for m in found if m.method == "phash"]
+                embedded = [m for m in found if m.method == "embedding"]
+                matches += hashed_found + embedded[:candidates_per_query]
+        return SearchResult(matches=matches,
                             similarity_computations=int(len(pairs) - len(hashed)),
                             phash_matches=int(len(hashed)))
+
+    def _view_of(self, eval_row: int) -> str:
+        return "" if self.row_view is None else str(self.view_names[self.row_view[eval_row]])
 
 
 @dataclasses.dataclass

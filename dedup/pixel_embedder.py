@@ -1,4 +1,5 @@
-"""Weight-free default embedder: a blurred, contrast-normalized luminance thumbnail.
+"""Weight-free default embedder: a blurred, contrast-normalized luminance thumbnail of the image
+without its uniform margins, plus an aligned colour check of candidate pairs.
 
 Why this works for near-duplicates (measured with `align-dedup calibrate`, docs/DEDUP.md):
 * resizes and re-encodes: the image is box-filtered down to `side_px` x `side_px` and blurred, which
@@ -6,18 +7,49 @@ Why this works for near-duplicates (measured with `align-dedup calibrate`, docs/
 * small colour changes (brightness, contrast, saturation, hue): only luminance is used, and the
   thumbnail is mean-subtracted and L2-normalized, so the cosine of two embeddings is the Pearson
   correlation of the thumbnails, invariant to affine changes of brightness;
-* crops are its weak point (content moves across the grid); `--dedup_eval_crop_fractions` adds
-  cropped views of the evaluation images to the index for that.
+* padding and crops of margins: uniform margins (clip art on white, letterboxing) are trimmed on
+  both sides before the thumbnail is made (dedup/images.py content_box);
+* crops into the content are its weak point (content moves across the grid): the eval side indexes
+  offset-crop views (dedup/beam_stage.py eval_views), and candidate pairs are re-scored by
+  `aligned_cosine`, which finds the crop of the eval image that lines up with the training image
+  (a small search over its four edges) and compares colour thumbnails at a finer grid.
 Images that cannot be decoded embed as the zero vector (cosine 0 with everything: never a match).
 """
-from typing import List, NamedTuple, Optional, Sequence
+import dataclasses
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from dedup.images import phash64
+from dedup.images import (TRIM_MIN_RING_SHARE, TRIM_RELATIVE_TOLERANCE, TRIM_TOLERANCE, content_box,
+                          phash64)
 from schemas.image_decode import decode_rgb
+
+# Both sides are embedded without their uniform margins (dedup/images.py content_box).
+TRIM_BORDERS = True
+# The aligned check (second pass): colour thumbnails of DETAIL_SIDE_PX (training image) compared
+# with crops of the eval image kept at EVAL_DETAIL_SIDE_PX, both blurred by DETAIL_BLUR_SIGMA_PX.
+DETAIL_SIDE_PX = 48
+EVAL_DETAIL_SIDE_PX = 96
+DETAIL_BLUR_SIGMA_PX = 1.0
+# Colour space of the aligned check: "RGB" (one mean over all values) or "YCbCr" (each channel
+# centred on its own mean; the chroma channels, subsampled and noisier in JPEGs, weighted).
+DETAIL_COLOUR = "RGB"
+DETAIL_CHROMA_WEIGHT = 1.0
+# The eval detail keeps this much of the image around its content box (fraction of the box's side
+# on each side), so that a copy whose margins were trimmed differently still lines up.
+EVAL_DETAIL_MARGIN = 0.15
+# Edge search: coordinate steps as fractions of the eval detail's side, coarse to fine; each edge
+# moves at most ALIGN_MAX_SHIFT from where the matched view put it (the views are ALIGN_MAX_SHIFT
+# apart or less), so the search lines up a copy but cannot zoom into an unrelated part.
+ALIGN_STEPS = (0.02, 0.01, 0.005)
+ALIGN_MAX_SHIFT = 0.06
+# After the coarsest step, a pair still below this is given up (its score is returned as is): the
+# finer steps add a few hundredths, not enough to reach a near-duplicate threshold (~0.95).
+ALIGN_GIVE_UP_BELOW = 0.9
+ALIGN_GOOD_ENOUGH = 0.995  # stop as soon as a crop scores above this: a copy, whatever the rest
+ALIGN_MAX_MOVES_PER_STEP = 3  # passes over the four edges per step size
 
 
 class PixelEmbedding(NamedTuple):
@@ -26,15 +58,54 @@ class PixelEmbedding(NamedTuple):
     phash: Optional[int]
 
 
+@dataclasses.dataclass(frozen=True)
+class EvalDetail:
+    """An eval image for the aligned check: RGB uint8 [S, S, 3] of its content box plus a margin
+    (stretched to a square), and where the content box lies in it as cuts (left, top, right,
+    bottom), fractions of the detail's side."""
+    pixels: np.ndarray
+    content_cuts: Tuple[float, float, float, float]
+
+
 class PixelEmbedder:
     name = "pixel"
 
-    def __init__(self, side_px: int = 32, blur_sigma_px: float = 1.0):
+    def __init__(self, side_px: int = 32, blur_sigma_px: float = 1.0,
+                 trim_borders: bool = TRIM_BORDERS):
         self.side_px = side_px
         self.blur_sigma_px = blur_sigma_px
+        self.trim_borders = trim_borders
         self.dim = side_px * side_px
 
+    @property
+    def parameters(self) -> dict:
+        """What defines its embeddings and aligned cosines (a calibration file records them; a
+        threshold calibrated with other values does not apply)."""
+        return {"side_px": self.side_px, "blur_sigma_px": self.blur_sigma_px,
+                "trim_borders": self.trim_borders,
+                "trim": {"tolerance": TRIM_TOLERANCE, "relative_tolerance": TRIM_RELATIVE_TOLERANCE,
+                         "min_ring_share": TRIM_MIN_RING_SHARE},
+                "aligned_check": {"detail_side_px": DETAIL_SIDE_PX,
+                                  "eval_detail_side_px": EVAL_DETAIL_SIDE_PX,
+                                  "blur_sigma_px": DETAIL_BLUR_SIGMA_PX, "colour": DETAIL_COLOUR,
+                                  "chroma_weight": DETAIL_CHROMA_WEIGHT,
+                                  "eval_margin": EVAL_DETAIL_MARGIN, "steps": list(ALIGN_STEPS),
+                                  "max_shift": ALIGN_MAX_SHIFT, "give_up_below": ALIGN_GIVE_UP_BELOW,
+                                  "good_enough": ALIGN_GOOD_ENOUGH,
+                                  "max_moves_per_step": ALIGN_MAX_MOVES_PER_STEP}}
+
     def embed_image(self, image: Image.Image) -> np.ndarray:
+        if self.trim_borders:
+            box = content_box(np.asarray(image.convert("RGB")))
+            if box != (0, 0) + image.size:
+                trimmed = self._thumbnail(image.crop(box))
+                if trimmed is not None:
+                    return trimmed
+                # the content is flat (e.g. the middle stripe of a flag): the whole image instead
+        thumb = self._thumbnail(image)
+        return np.zeros(self.dim, np.float32) if thumb is None else thumb
+
+    def _thumbnail(self, image: Image.Image) -> Optional[np.ndarray]:
         luminance = image.convert("L")
         filter_ = Image.BOX if min(luminance.size) >= self.side_px else Image.BILINEAR
         thumb = np.asarray(luminance.resize((self.side_px, self.side_px), filter_), np.float32)
@@ -43,7 +114,7 @@ class PixelEmbedder:
         thumb = thumb - thumb.mean()
         norm = float(np.linalg.norm(thumb))
         if norm < 1e-3:  # a flat image has no pattern to compare: zero vector, never a match
-            return np.zeros(self.dim, np.float32)
+            return None
         return (thumb / norm).ravel().astype(np.float32)
 
     def embed_bytes(self, image_bytes: bytes) -> np.ndarray:
@@ -64,3 +135,120 @@ class PixelEmbedder:
     def embed(self, images: Sequence[bytes]) -> np.ndarray:
         rows: List[np.ndarray] = [self.embed_bytes(b) for b in images]
         return np.stack(rows) if rows else np.zeros((0, self.dim), np.float32)
+
+
+def _resize(image: Image.Image, side_px: int, box=None) -> Image.Image:
+    width, height = image.size if box is None else (box[2] - box[0], box[3] - box[1])
+    filter_ = Image.BOX if min(width, height) >= side_px else Image.BILINEAR
+    return image.resize((side_px, side_px), filter_, box=box)
+
+
+def _centred(pixels: np.ndarray) -> np.ndarray:
+    """[S, S, 3] float32 -> zero-mean float32 vector (see DETAIL_COLOUR), not normalized."""
+    if DETAIL_COLOUR == "RGB":
+        return (pixels - pixels.mean()).ravel()
+    pixels = pixels - pixels.mean(axis=(0, 1))
+    pixels[:, :, 1:] *= DETAIL_CHROMA_WEIGHT
+    return pixels.ravel()
+
+
+def eval_detail(image: Image.Image, trim_borders: bool = True) -> EvalDetail:
+    """The eval side of the aligned check (kept in the index, EVAL_DETAIL_SIDE_PX^2 x 3 bytes):
+    the content box plus EVAL_DETAIL_MARGIN, box-filtered to EVAL_DETAIL_SIDE_PX."""
+    image = image.convert("RGB")
+    width, height = image.size
+    left, top, right, bottom = (content_box(np.asarray(image)) if trim_borders
+                                else (0, 0, width, height))
+    margin_x, margin_y = EVAL_DETAIL_MARGIN * (right - left), EVAL_DETAIL_MARGIN * (bottom - top)
+    x0, y0 = max(0.0, left - margin_x), max(0.0, top - margin_y)
+    x1, y1 = min(float(width), right + margin_x), min(float(height), bottom + margin_y)
+    cuts = ((left - x0) / (x1 - x0), (top - y0) / (y1 - y0), (x1 - right) / (x1 - x0),
+            (y1 - bottom) / (y1 - y0))
+    pixels = np.asarray(_resize(image, EVAL_DETAIL_SIDE_PX, (x0, y0, x1, y1)).convert(DETAIL_COLOUR))
+    return EvalDetail(pixels, tuple(float(c) for c in cuts))
+
+
+def training_detail(image: Image.Image, trim_borders: bool = True) -> np.ndarray:
+    """The training side of the aligned check: the trimmed image box-filtered to DETAIL_SIDE_PX,
+    blurred, centred and normalized (zero if flat)."""
+    image = image.convert("RGB")
+    if trim_borders:
+        box = content_box(np.asarray(image))
+        if box != (0, 0) + image.size:
+            image = image.crop(box)
+    return _unit(np.asarray(_resize(image, DETAIL_SIDE_PX).convert(DETAIL_COLOUR), np.float32))
+
+
+def _unit(pixels: np.ndarray) -> np.ndarray:
+    """[S, S, 3] float32 -> blurred (DETAIL_BLUR_SIGMA_PX), centred, unit-norm vector (0 if flat).
+    Blurring after the resize, on both sides, keeps an image's own score at ~0.997+ (a blur done
+    once on the larger eval detail instead gave 0.95-0.97 on thin line art)."""
+    pixels = ndimage.gaussian_filter(pixels, (DETAIL_BLUR_SIGMA_PX, DETAIL_BLUR_SIGMA_PX, 0),
+                                     mode="nearest")
+    vector = _centred(pixels)
+    norm = float(np.dot(vector, vector)) ** 0.5
+    return vector / norm if norm > 1e-3 else np.zeros(vector.size, np.float32)
+
+
+def _score_vector(detail_image: Image.Image, cuts) -> np.ndarray:
+    """The crop `cuts` of an eval detail image at DETAIL_SIDE_PX, as training_detail's vector."""
+    side = EVAL_DETAIL_SIDE_PX
+    left, top, right, bottom = cuts
+    return _unit(np.asarray(detail_image.resize(
+        (DETAIL_SIDE_PX, DETAIL_SIDE_PX), Image.BILINEAR,
+        box=(left * side, top * side, side - right * side, side - bottom * side)), np.float32))
+
+
+def _score(eval_image: Image.Image, training: np.ndarray, cuts) -> float:
+    """Cosine of the (centred, unit) training detail and the eval detail's crop `cuts`."""
+    return float(np.dot(_score_vector(eval_image, cuts), training))
+
+
+def start_cuts(detail: EvalDetail, view: Tuple[float, float, float, float],
+               mirrored: bool = False) -> Tuple[float, float, float, float]:
+    """Cuts of the eval detail (mirrored: of its mirror image) that correspond to a view (left,
+    top, width, height as fractions of the content box, of the mirror image when mirrored): where
+    the aligned search starts."""
+    cl, ct, cr, cb = detail.content_cuts
+    if mirrored:
+        cl, cr = cr, cl
+    view_left, view_top, view_width, view_height = view
+    inner_w, inner_h = 1 - cl - cr, 1 - ct - cb
+    return (cl + view_left * inner_w, ct + view_top * inner_h,
+            cr + (1 - view_left - view_width) * inner_w, cb + (1 - view_top - view_height) * inner_h)
+
+
+def aligned_cosine(detail: EvalDetail, training: np.ndarray,
+                   view: Tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
+                   mirrored: bool = False) -> float:
+    """Cosine of the training detail and the best-aligned crop of the eval detail.
+
+    Coordinate ascent over the crop's four edges (ALIGN_STEPS), starting at `view` (the eval view
+    the coarse search matched; mirrored: the mirror image of the eval image). About 30-60 scores
+    of 48 x 48 x 3 values: ~1-2 ms, run only for candidate pairs.
+    """
+    if not training.any():
+        return 0.0
+    pixels = detail.pixels[:, ::-1] if mirrored else detail.pixels
+    cuts_start = start_cuts(detail, view, mirrored)
+    eval_image = Image.fromarray(np.ascontiguousarray(pixels), DETAIL_COLOUR)
+    low = [max(0.0, c - ALIGN_MAX_SHIFT) for c in cuts_start]
+    high = [max(0.0, c + ALIGN_MAX_SHIFT) for c in cuts_start]
+    cuts = [max(0.0, c) for c in cuts_start]
+    best = _score(eval_image, training, cuts)
+    for level, step in enumerate(ALIGN_STEPS):
+        if level == 1 and best < ALIGN_GIVE_UP_BELOW:
+            break
+        improved, moves = True, 0
+        while improved and moves < ALIGN_MAX_MOVES_PER_STEP and best <= ALIGN_GOOD_ENOUGH:
+            improved, moves = False, moves + 1
+            for edge in range(4):
+                for sign in (1, -1):
+                    trial = list(cuts)
+                    trial[edge] = min(high[edge], max(low[edge], trial[edge] + sign * step))
+                    if trial == cuts:
+                        continue
+                    score = _score(eval_image, training, trial)
+                    if score > best:
+                        best, cuts, improved = score, trial, True
+    return best

@@ -21,6 +21,26 @@ def make_image(seed: int, size=(160, 120)) -> Image.Image:
     return image
 
 
+def make_clip_art(seed: int, size=(180, 140)) -> Image.Image:
+    """Clip art: a few filled and outlined shapes on a white page with white margins."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    width, height = size
+    for _ in range(5):
+        x0, y0 = int(rng.integers(width // 8, width // 2)), int(rng.integers(height // 8, height // 2))
+        x1, y1 = x0 + int(rng.integers(15, width // 3)), y0 + int(rng.integers(15, height // 3))
+        colour = tuple(int(c) for c in rng.integers(0, 200, 3))
+        shape = int(rng.integers(0, 3))
+        if shape == 0:
+            draw.ellipse((x0, y0, x1, y1), fill=colour)
+        elif shape == 1:
+            draw.rectangle((x0, y0, x1, y1), outline=colour, width=3)
+        else:
+            draw.polygon([(x0, y1), (x1, y1), ((x0 + x1) // 2, y0)], fill=colour)
+    return image
+
+
 def encode(image: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
     out = io.BytesIO()
     image.save(out, format=fmt, **kwargs)

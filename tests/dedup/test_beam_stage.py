@@ -165,6 +165,41 @@ def test_real_demo_images_only_the_edited_copies_are_found(tmp_path):
             ("copy_of_1", str(folder / f"{images[1][0]}.png"))]))
 
 
+def test_ordinary_copies_are_found_with_the_defaults_and_unrelated_images_are_not(tmp_path):
+    # Issue #11's failure: clip art copied rescaled 1.0-1.3x, cropped up to 10 % per side,
+    # brightened or darkened up to 8 %, JPEG q70-90 (dedup/augment.py ordinary_copy). With the
+    # defaults (trimmed pixel embedder, 16 offset-crop views, aligned check) the copies are
+    # found, by the aligned check, and none of the 8 unrelated drawings and photos is. (The
+    # previous default, an untrimmed thumbnail of the whole image at 0.975, had cosines 0.93 and
+    # 0.90 for the two drawings' copies: both missed.) e4 is full-bleed: no margin to trim, its
+    # copy is lined up by a crop view and the aligned check's edge search.
+    from dedup import augment
+
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    originals = {f"e{i}": fixtures.make_clip_art(300 + i) for i in range(4)}
+    originals["e4"] = fixtures.make_image(600, size=(200, 150))
+    for name, image in originals.items():
+        (folder / f"{name}.png").write_bytes(fixtures.encode(image))
+    copies = {f"copy_of_{name}": fixtures.encode(
+        augment.apply(originals[name], "ordinary_copy", np.random.default_rng(seed)), "JPEG", quality=90)
+        for name, seed in (("e0", 1), ("e2", 2), ("e4", 3))}
+    unrelated = [(f"u{i}", fixtures.encode(fixtures.make_clip_art(400 + i), "JPEG", quality=90))
+                 for i in range(6)]
+    unrelated += [(f"p{i}", fixtures.encode(fixtures.make_image(500 + i), "JPEG", quality=90))
+                  for i in range(2)]
+    config = DedupConfig(num_clusters=8)
+    assert config.verifies and len(config.eval_view_cut_fractions) == 1
+    with TestPipeline(runner=FnApiRunner()) as p:
+        matches = (p | beam.Create(unrelated + sorted(copies.items()))
+                   | FindNearDuplicatesOfEval([str(folder)], config))
+        assert_that(matches | beam.Map(lambda kv: (kv[0], kv[1]["eval_key"], kv[1]["method"],
+                                                   kv[1]["cosine"] > config.cosine_threshold)),
+                    equal_to([("copy_of_e0", str(folder / "e0.png"), "aligned", True),
+                              ("copy_of_e2", str(folder / "e2.png"), "aligned", True),
+                              ("copy_of_e4", str(folder / "e4.png"), "aligned", True)]))
+
+
 def test_pixel_embedding_and_phash_come_from_one_decode():
     from dedup.beam_stage import safe_phash
     from dedup.pixel_embedder import PixelEmbedder

@@ -1,0 +1,150 @@
+"""Eval-side views (count, geometry), uniform-border trimming and the aligned check, hand-made."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageOps
+
+from dedup import pixel_embedder
+from dedup.beam_stage import (FULL_VIEW, MIRROR_VIEW, eval_detail_of, eval_views, verify_candidates,
+                              view_geometries, view_geometry)
+from dedup.config import DedupConfig
+from dedup.images import content_box, crop_fractions, trim_uniform_borders
+from tests.dedup import fixtures
+
+
+def decode(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def drawing(size=(200, 150), box=(40, 30, 140, 110)) -> Image.Image:
+    """Clip art: shapes on a white page, with white margins around `box` (the content)."""
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    x0, y0, x1, y1 = box
+    draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=(200, 20, 20), width=3)
+    draw.ellipse((x0 + 10, y0 + 10, x0 + 50, y0 + 45), fill=(20, 120, 200))
+    draw.polygon([(x1 - 40, y1 - 10), (x1 - 10, y1 - 10), (x1 - 25, y0 + 15)], fill=(240, 200, 0))
+    return image
+
+
+def test_default_views_are_the_whole_image_and_15_offset_crops():
+    views = view_geometries(DedupConfig())
+    assert len(views) == 16 and views[0] == (FULL_VIEW, (0.0, 0.0, 1.0, 1.0, False))
+    # every side cut by 0 or 7 %, independently: 2^4 combinations
+    cuts = {(round(l, 4), round(t, 4), round(1 - l - w, 4), round(1 - t - h, 4))
+            for _, (l, t, w, h, _) in views}
+    assert cuts == {(l, t, r, b) for l in (0, 0.07) for t in (0, 0.07) for r in (0, 0.07)
+                    for b in (0, 0.07)}
+    assert not any(mirrored for _, (*_, mirrored) in views)
+
+
+def test_view_count_grows_as_one_plus_n_to_the_fourth_plus_extras():
+    config = DedupConfig(eval_view_cut_fractions=(0.05, 0.1), eval_view_mirror=True,
+                         eval_crop_fractions=(0.8,))
+    views = view_geometries(config)
+    assert len(views) == 3 ** 4 + 1 + 1  # offset crops (whole image included), centre crop, mirror
+    assert views[-1] == (MIRROR_VIEW, (0.0, 0.0, 1.0, 1.0, True))
+    assert views[-2] == ("crop0.8", pytest.approx((0.1, 0.1, 0.8, 0.8, False)))
+    assert len(view_geometries(DedupConfig(eval_view_cut_fractions=()))) == 1
+    for name, geometry in views:  # names round-trip to their geometry
+        assert view_geometry(name) == pytest.approx(geometry)
+
+
+def test_eval_views_are_exact_crops_of_a_full_bleed_image():
+    image = fixtures.make_image(3, size=(160, 120))  # a colour field: no uniform margin, no trim
+    assert content_box(np.asarray(image)) == (0, 0, 160, 120)
+    data = fixtures.encode(image)
+    views = list(eval_views(("e", data), DedupConfig(eval_view_mirror=True)))
+    assert [key for (key, _), _ in views] == ["e"] * 17
+    assert views[0] == (("e", FULL_VIEW), data)  # the whole view is the image's own bytes
+    for (_, name), view_bytes in views[1:]:
+        left, top, width, height, mirrored = view_geometry(name)
+        expected = ImageOps.mirror(image) if mirrored else image
+        expected = crop_fractions(expected, left, top, width, height)
+        view = decode(view_bytes)
+        if name == "cut l0.07 t0 r0 b0.07":  # keeps 93 % of each side, anchored top right
+            assert view.size == (149, 112)
+            assert expected.size == view.size and np.array_equal(
+                np.asarray(view), np.asarray(image.crop((11, 0, 160, 112))))
+        assert np.array_equal(np.asarray(view), np.asarray(expected)), name
+
+
+def test_pixel_views_are_cut_from_the_image_without_its_margins():
+    image = drawing()
+    views = dict(eval_views(("e", fixtures.encode(image)), DedupConfig()))
+    content = image.crop((40, 30, 140, 110))
+    whole_cut = decode(views[("e", "cut l0.07 t0.07 r0.07 b0.07")])
+    assert whole_cut.size == (86, 69)  # 100 x 80 content, 7 % off each side (rounded)
+    assert np.array_equal(np.asarray(whole_cut), np.asarray(content.crop((7, 6, 93, 75))))
+    # A SavedModel sees training images as they are: its views keep the margins.
+    model_views = dict(eval_views(("e", fixtures.encode(image)),
+                                  DedupConfig(embedder="/some/export")))
+    assert decode(model_views[("e", "cut l0.07 t0.07 r0.07 b0.07")]).size == (172, 129)
+
+
+def test_trimming_a_hand_made_drawing():
+    image = drawing()
+    assert content_box(np.asarray(image)) == (40, 30, 140, 110)
+    assert trim_uniform_borders(image).size == (100, 80)
+    # A darker, JPEG-compressed copy on a grey page padded differently keeps the same content.
+    copy = ImageOps.expand(image.crop((25, 5, 180, 140)), border=(9, 3, 0, 12), fill="white")
+    copy = Image.eval(copy, lambda v: int(v * 0.92))
+    copy = decode(fixtures.encode(copy, "JPEG", quality=70))
+    left, top, right, bottom = content_box(np.asarray(copy))
+    assert (right - left, bottom - top) == pytest.approx((100, 80), abs=2)
+    assert (left, top) == pytest.approx((40 - 25 + 9, 30 - 5 + 3), abs=1)
+    # Faint light-grey line art stays content; a blank page or a photo-like image is not trimmed.
+    faint = Image.new("RGB", (120, 90), "white")
+    ImageDraw.Draw(faint).line((30, 20, 90, 70), fill=(225, 225, 225), width=1)
+    assert content_box(np.asarray(faint)) == (30, 20, 91, 71)
+    assert content_box(np.asarray(Image.new("RGB", (50, 40), "white"))) == (0, 0, 50, 40)
+    assert content_box(np.asarray(fixtures.make_image(5))) == (0, 0, 160, 120)
+
+
+def test_trimming_keeps_the_content_when_only_one_side_has_a_margin():
+    image = fixtures.make_image(6, size=(120, 100))
+    padded = ImageOps.expand(image, border=(0, 0, 0, 30), fill=(0, 0, 0))  # black band at the bottom
+    assert content_box(np.asarray(padded)) == (0, 0, 120, 100)
+
+
+def test_pixel_embedding_of_a_padded_copy_matches_the_original():
+    image = drawing()
+    padded = ImageOps.expand(image, border=40, fill="white")
+    embedder = pixel_embedder.PixelEmbedder()
+    cosine = float(embedder.embed_image(image) @ embedder.embed_image(padded))
+    assert cosine > 0.999
+    untrimmed = pixel_embedder.PixelEmbedder(trim_borders=False)
+    assert float(untrimmed.embed_image(image) @ untrimmed.embed_image(padded)) < 0.9
+
+
+def test_aligned_check_lines_up_an_offset_crop_and_rejects_another_drawing():
+    original = fixtures.make_image(11, size=(240, 180))
+    config = DedupConfig()
+    details = {"e": eval_detail_of(fixtures.encode(original), config),
+               "other": eval_detail_of(fixtures.encode(fixtures.make_image(12, (240, 180))), config)}
+    # 9 % off the left, 4 % off the top, 2 % off the right, 8 % off the bottom, rescaled, JPEG
+    crop = original.crop((22, 7, 235, 166)).resize((300, 225), Image.BICUBIC)
+    copy = fixtures.encode(crop, "JPEG", quality=80)
+    aligned = verify_candidates(copy, [("e", "cut l0.07 t0 r0 b0.07", 0.9)], details, config)
+    assert aligned[0] == "e" and aligned[1] > 0.99
+    start_only = float(np.dot(pixel_embedder.training_detail(decode(copy)),
+                              pixel_embedder._score_vector(
+                                  Image.fromarray(details["e"].pixels),
+                                  pixel_embedder.start_cuts(details["e"], (0, 0, 1, 1)))))
+    assert start_only < aligned[1] - 0.02  # the edge search is what lines the copy up
+    other = verify_candidates(copy, [("other", FULL_VIEW, 0.9)], details, config)
+    assert other[1] < 0.9
+    # Candidates at or below verify_candidates_above, or beyond verify_max_candidates, are not run.
+    assert verify_candidates(copy, [("e", FULL_VIEW, 0.85)], details, config) is None
+    assert verify_candidates(copy, [("other", FULL_VIEW, 0.95), ("e", FULL_VIEW, 0.9)], details,
+                             config)[0] == "other"
+
+
+def test_mirror_view_is_checked_on_the_mirror_image():
+    original = fixtures.make_image(21, size=(200, 150))
+    config = DedupConfig(eval_view_mirror=True)
+    details = {"e": eval_detail_of(fixtures.encode(original), config)}
+    copy = fixtures.encode(ImageOps.mirror(original), "JPEG", quality=85)
+    assert verify_candidates(copy, [("e", MIRROR_VIEW, 0.95)], details, config)[1] > 0.99
+    assert verify_candidates(copy, [("e", FULL_VIEW, 0.95)], details, config)[1] < 0.9
