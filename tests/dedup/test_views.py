@@ -128,11 +128,10 @@ def test_aligned_check_lines_up_an_offset_crop_and_rejects_another_drawing():
     copy = fixtures.encode(crop, "JPEG", quality=80)
     aligned = verify_candidates(copy, [("e", "cut l0.07 t0 r0 b0.07", 0.9)], details, config)
     assert aligned[0] == "e" and aligned[1] > 0.99
-    start_only = float(np.dot(pixel_embedder.training_detail(decode(copy)),
-                              pixel_embedder._score_vector(
-                                  Image.fromarray(details["e"].pixels),
-                                  pixel_embedder.start_cuts(details["e"], (0, 0, 1, 1)))))
-    assert start_only < aligned[1] - 0.02  # the edge search is what lines the copy up
+    start_only = pixel_embedder._Aligner(details["e"].pixels,
+                                         pixel_embedder.training_detail(decode(copy))).score(
+        pixel_embedder.start_cuts(details["e"], (0.07, 0.0, 0.93, 0.93)))
+    assert start_only < aligned[1] - 0.01  # the edge search is what lines the copy up
     other = verify_candidates(copy, [("other", FULL_VIEW, 0.9)], details, config)
     assert other[1] < 0.9
     # Candidates at or below verify_candidates_above, or beyond verify_max_candidates, are not run.
