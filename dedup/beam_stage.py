@@ -47,7 +47,7 @@ from dedup.config import PIXEL_EMBEDDER, DedupConfig
 from dedup.embedders import make_model_handler
 from dedup.eval_inputs import (WARN_FIRST_KEYS, EvalSource, expand_eval_sources, is_eval_error,
                                read_eval_source, warn_unreadable_eval_images)
-from dedup.images import crop_fractions, encode_png, phash64, trim_uniform_borders
+from dedup.images import encode_png, fraction_box, phash64, trim_uniform_borders
 from dedup.index import EvalIndex
 from dedup.kmeans import fit_centroids, load_centroids
 from dedup import pixel_embedder
@@ -81,7 +81,7 @@ def view_geometries(config: DedupConfig) -> List[Tuple[str, Geometry]]:
             for right in cuts:
                 for bottom in cuts:
                     if left or top or right or bottom:
-                        views.append((f"cut l{left:g} t{top:g} r{right:g} b{bottom:g}",
+                        views.append((cut_view_name(left, top, right, bottom),
                                       (left, top, 1 - left - right, 1 - top - bottom, False)))
     for fraction in config.eval_crop_fractions:
         offset = (1 - fraction) / 2
@@ -97,6 +97,8 @@ def view_geometry(view: str) -> Geometry:
         return 0.0, 0.0, 1.0, 1.0, False
     if view == MIRROR_VIEW:
         return 0.0, 0.0, 1.0, 1.0, True
+    if view.startswith(MIRROR_VIEW + " "):
+        return view_geometry(view[len(MIRROR_VIEW) + 1:])[:4] + (True,)
     if view.startswith("crop"):
         fraction = float(view[4:])
         return (1 - fraction) / 2, (1 - fraction) / 2, fraction, fraction, False
@@ -123,9 +125,21 @@ def _view_base(image: Image.Image, config: DedupConfig) -> Image.Image:
     return trim_uniform_borders(image) if _trims(config) else image
 
 
+def cut_view_name(left: float, top: float, right: float, bottom: float) -> str:
+    """The name of the crop view cutting these fractions off the four sides."""
+    return "cut " + " ".join(f"{side}{round(value, 4):g}" for side, value in
+                             zip("ltrb", (left, top, right, bottom)))
+
+
 def eval_views(item: Tuple[str, bytes], config: DedupConfig):
-    """((eval_key, view), bytes) for every view of view_geometries(config), eval side only: the
-    image's own bytes for the whole view, a PNG for the others."""
+    """((eval_key, view), bytes) for the views of view_geometries(config), eval side only: the
+    image's own bytes for the whole view, a PNG for the others.
+
+    A crop view is named by the part of the image its embedding is made of ("cut l.. t.. r..
+    b..", fractions of the image the views are cut from): with the pixel embedder, the crop after
+    the embedder's own trimming of it (a cut that removes a frame or a stray mark at the edge can
+    leave more margin to trim; PixelEmbedder.embedded_box), so that the aligned check starts where
+    the coarse match was made. A view whose embedding would repeat one already made is skipped."""
     eval_key, image_bytes = item
     yield (eval_key, FULL_VIEW), image_bytes
     views = view_geometries(config)[1:]
@@ -137,11 +151,26 @@ def eval_views(item: Tuple[str, bytes], config: DedupConfig):
         logging.warning("dedup: eval image %r has only its whole view: it does not decode at "
                         "full size", eval_key, exc_info=True)
         return
-    for name, (left, top, width, height, mirrored) in views:
-        view = ImageOps.mirror(base) if mirrored else base
-        if (left, top, width, height) != (0.0, 0.0, 1.0, 1.0):
-            view = crop_fractions(view, left, top, width, height)
-        yield (eval_key, name), encode_png(view)
+    width, height = base.size
+    embedder = pixel_embedder.PixelEmbedder() if _trims(config) else None
+    seen = {(0, 0, width, height, False)}  # the whole view
+    for name, (left, top, keep_width, keep_height, mirrored) in views:
+        image = ImageOps.mirror(base) if mirrored else base
+        crop = fraction_box(base.size, left, top, keep_width, keep_height)
+        embedded = crop  # the part of the image the view's embedding is made of
+        if embedder is not None and crop != (0, 0, width, height):
+            x0, y0 = crop[:2]
+            inner = embedder.embedded_box(image.crop(crop))
+            embedded = (x0 + inner[0], y0 + inner[1], x0 + inner[2], y0 + inner[3])
+        if embedded + (mirrored,) in seen:
+            continue
+        seen.add(embedded + (mirrored,))
+        if embedded != (0, 0, width, height):
+            name = cut_view_name(embedded[0] / width, embedded[1] / height,
+                                 1 - embedded[2] / width, 1 - embedded[3] / height)
+            if mirrored:
+                name = MIRROR_VIEW + " " + name
+        yield (eval_key, name), encode_png(image.crop(crop))
 
 
 def eval_detail_of(image_bytes: bytes, config: DedupConfig) -> Optional[EvalDetail]:
@@ -174,7 +203,8 @@ def verify_candidates(image_bytes: bytes, candidates: Sequence[Tuple[str, str, f
     config.verify_max_candidates with coarse cosine > config.verify_candidates_above are aligned
     (pixel_embedder.aligned_cosine, starting from the matched view). The caller compares the
     result with config.cosine_threshold."""
-    chosen = [c for c in candidates if c[2] > config.verify_candidates_above and c[0] in details]
+    chosen = [c for c in candidates
+              if c[2] > config.verify_candidates_above and details.get(c[0]) is not None]
     chosen = chosen[:config.verify_max_candidates]
     if not chosen:
         return None
@@ -305,7 +335,7 @@ class SearchEvalIndexFn(beam.DoFn):
         bits = config.phash_max_distance_bits
         phashes = [phash_of(p) for _, p in batch] if bits >= 0 else None
         result = index.search(vectors, config.search_threshold, phashes, bits,
-                              config.verify_max_candidates if config.verifies else 1)
+                              config.verify_max_candidates if config.verifies else None)
         self._computations.inc(result.similarity_computations)
         if not config.verifies:
             for match in result.matches:

@@ -51,10 +51,11 @@ def content_box(pixels: np.ndarray, tolerance: int = TRIM_TOLERANCE) -> Tuple[in
     """(left, top, right, bottom) of `pixels` (uint8 [H, W, C] or [H, W]) without its uniform margins.
 
     The border colour is the corner colour that the most pixels of the outermost ring match (all
-    channels within +-tolerance); rows and columns at the edges whose pixels all match it are
-    margins; "match" is within max(tolerance, TRIM_RELATIVE_TOLERANCE x the largest difference
-    from the border colour in the image). The whole image when the ring is not mostly that colour or when trimming would leave
-    less than TRIM_MIN_SIDE_PX on a side.
+    channels within +-tolerance). Rows and columns at the edges whose pixels all match it, within
+    max(tolerance, TRIM_RELATIVE_TOLERANCE x the largest difference from it in the image), are
+    margins. The whole image when less than TRIM_MIN_RING_SHARE of the ring matches, when nothing
+    differs from the border colour, or when trimming would leave less than TRIM_MIN_SIDE_PX on a
+    side.
     """
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
@@ -91,15 +92,21 @@ def centre_crop(image: Image.Image, fraction: float) -> Image.Image:
     return crop_fractions(image, (1 - fraction) / 2, (1 - fraction) / 2, fraction, fraction)
 
 
-def crop_fractions(image: Image.Image, left: float, top: float, keep_width: float,
-                   keep_height: float) -> Image.Image:
-    """The crop starting at (left, top) and keeping (keep_width, keep_height), all as fractions
-    of the image's width and height."""
-    width, height = image.size
+def fraction_box(size: Tuple[int, int], left: float, top: float, keep_width: float,
+                 keep_height: float) -> Tuple[int, int, int, int]:
+    """The pixel box (x0, y0, x1, y1) starting at (left, top) and keeping (keep_width,
+    keep_height), all as fractions of the image's width and height."""
+    width, height = size
     crop_w, crop_h = max(1, round(width * keep_width)), max(1, round(height * keep_height))
     x0 = min(max(0, round(width * left)), width - crop_w)
     y0 = min(max(0, round(height * top)), height - crop_h)
-    return image.crop((x0, y0, x0 + crop_w, y0 + crop_h))
+    return x0, y0, x0 + crop_w, y0 + crop_h
+
+
+def crop_fractions(image: Image.Image, left: float, top: float, keep_width: float,
+                   keep_height: float) -> Image.Image:
+    """The crop of fraction_box."""
+    return image.crop(fraction_box(image.size, left, top, keep_width, keep_height))
 
 
 def encode_png(image: Image.Image) -> bytes:

@@ -144,11 +144,12 @@ class EvalIndex:
 
     def search(self, query_embeddings: np.ndarray, threshold: float,
                query_phashes: Optional[Sequence[Optional[int]]] = None,
-               phash_max_distance_bits: int = -1, candidates_per_query: int = 1) -> "SearchResult":
+               phash_max_distance_bits: int = -1,
+               candidates_per_query: Optional[int] = None) -> "SearchResult":
         """Per query row, its near-duplicate eval keys, plus the work done.
 
-        candidates_per_query = 1 (the decision): the best match (highest cosine) among the pairs
-        with cosine > threshold and the pHash first pass's. k > 1 (candidates for a second pass):
+        candidates_per_query None (the decision): the best match (highest cosine) among the pairs
+        with cosine > threshold and the pHash first pass's. k (candidates for a second pass):
         every pHash match, then the k eval keys with the highest cosine > threshold (each once,
         with its best row), best first."""
         query_embeddings = np.ascontiguousarray(query_embeddings, dtype=np.float32)
@@ -166,7 +167,7 @@ class EvalIndex:
         for i in np.flatnonzero(is_duplicate):
             query_row, eval_row = int(pairs[i, 0]), int(pairs[i, 1])
             key_id = int(self.row_key[eval_row])
-            slot = (query_row, key_id, method[i] if candidates_per_query > 1 else "")
+            slot = (query_row, key_id, "" if candidates_per_query is None else method[i])
             current = best.get(slot)
             if current is None or cosines[i] > current.cosine:
                 best[slot] = Match(query_row, str(self.key_names[key_id]), float(cosines[i]),
@@ -178,7 +179,7 @@ class EvalIndex:
         for query_row in sorted(per_query):
             found = sorted(per_query[query_row], key=lambda m: (m.method != "phash", -m.cosine,
                                                                  m.eval_key))
-            if candidates_per_query <= 1:
+            if candidates_per_query is None:
                 matches.append(max(found, key=lambda m: m.cosine))
             else:
                 hashed_found = [m for m in found if m.method == "phash"]

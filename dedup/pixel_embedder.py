@@ -94,15 +94,24 @@ class PixelEmbedder:
                                   "max_moves_per_step": ALIGN_MAX_MOVES_PER_STEP}}
 
     def embed_image(self, image: Image.Image) -> np.ndarray:
+        return self._embed(image)[0]
+
+    def embedded_box(self, image: Image.Image) -> Tuple[int, int, int, int]:
+        """The box of `image` its embedding is made of: its content box (trim_borders), or the
+        whole image when it has no margin or its content alone is flat."""
+        return self._embed(image)[1]
+
+    def _embed(self, image: Image.Image):
+        whole = (0, 0) + image.size
         if self.trim_borders:
             box = content_box(np.asarray(image.convert("RGB")))
-            if box != (0, 0) + image.size:
+            if box != whole:
                 trimmed = self._thumbnail(image.crop(box))
                 if trimmed is not None:
-                    return trimmed
+                    return trimmed, box
                 # the content is flat (e.g. the middle stripe of a flag): the whole image instead
         thumb = self._thumbnail(image)
-        return np.zeros(self.dim, np.float32) if thumb is None else thumb
+        return (np.zeros(self.dim, np.float32) if thumb is None else thumb), whole
 
     def _thumbnail(self, image: Image.Image) -> Optional[np.ndarray]:
         luminance = image.convert("L")
@@ -162,8 +171,8 @@ def training_detail(image: Image.Image, trim_borders: bool = True) -> np.ndarray
     """The training side of the aligned check: the trimmed image box-filtered to DETAIL_SIDE_PX,
     blurred, centred and normalized (zero if flat); values in [row, channel, column] order."""
     image = image.convert("RGB")
-    if trim_borders:
-        box = content_box(np.asarray(image))
+    if trim_borders:  # the box the embedding was made of (the coarse match)
+        box = PixelEmbedder(trim_borders=True).embedded_box(image)
         if box != (0, 0) + image.size:
             image = image.crop(box)
     pixels = np.asarray(_resize(image, DETAIL_SIDE_PX), np.float32)

@@ -91,6 +91,28 @@ def test_views_of_one_eval_image_report_its_key_once_with_the_best_cosine():
     assert result.matches[0].cosine == pytest.approx(1.0, abs=1e-6)
 
 
+def test_candidates_for_the_second_pass_best_view_per_eval_image_and_phash_kept():
+    # 3 eval images, 5 rows (views); every row in the one bucket {0, 1} of 4 axis clusters.
+    centroids = np.eye(4, dtype=np.float32)
+    evals = np.stack([unit(1, 0.30, 0, 0), unit(1, 0.20, 0, 0),  # eval/a: two views
+                      unit(1, 0.12, 0, 0),  # eval/b
+                      unit(1, 0.50, 0, 0), unit(1, 0.10, 0, 0)])  # eval/c: two views
+    index = EvalIndex(["eval/a", "eval/a", "eval/b", "eval/c", "eval/c"], evals, centroids, top=2,
+                      per_bucket=2, phashes=[None, None, 0x5, None, None],
+                      views=["full", "cut l0.07 t0 r0 b0", "full", "full", "mirror"])
+    query = unit(1, 0.1, 0, 0)[None]
+    result = index.search(query, 0.9, candidates_per_query=2)
+    assert [(m.eval_key, m.view, m.method) for m in result.matches] == [
+        ("eval/c", "mirror", "embedding"), ("eval/b", "full", "embedding")]  # best 2 of 3 keys
+    assert result.matches[0].cosine == pytest.approx(1.0, abs=1e-6)
+    # A pHash match comes first and is kept, even with one candidate asked for (the decision mode
+    # returns only the best cosine, whatever the method).
+    hashed = index.search(query, 0.9, [0x5], 0, candidates_per_query=1)
+    assert [(m.eval_key, m.method) for m in hashed.matches] == [("eval/b", "phash"), ("eval/c", "embedding")]
+    decided = index.search(query, 0.9, [0x5], 0)
+    assert [(m.eval_key, m.method) for m in decided.matches] == [("eval/c", "embedding")]
+
+
 def test_kmeans_fit_save_load_roundtrip(tmp_path):
     rng = np.random.default_rng(0)
     points = np.concatenate([rng.normal(c, 0.01, (50, 3)) for c in np.eye(3)]).astype(np.float32)

@@ -51,6 +51,13 @@ def test_view_count_grows_as_one_plus_n_to_the_fourth_plus_extras():
         assert view_geometry(name) == pytest.approx(geometry)
 
 
+def box_of(name, size):
+    """The pixel box a view name describes (fractions rounded to 4 decimals in the name)."""
+    left, top, width, height, _ = view_geometry(name)
+    w, h = size
+    return (round(left * w), round(top * h), round((left + width) * w), round((top + height) * h))
+
+
 def test_eval_views_are_exact_crops_of_a_full_bleed_image():
     image = fixtures.make_image(3, size=(160, 120))  # a colour field: no uniform margin, no trim
     assert content_box(np.asarray(image)) == (0, 0, 160, 120)
@@ -58,29 +65,50 @@ def test_eval_views_are_exact_crops_of_a_full_bleed_image():
     views = list(eval_views(("e", data), DedupConfig(eval_view_mirror=True)))
     assert [key for (key, _), _ in views] == ["e"] * 17
     assert views[0] == (("e", FULL_VIEW), data)  # the whole view is the image's own bytes
-    for (_, name), view_bytes in views[1:]:
-        left, top, width, height, mirrored = view_geometry(name)
-        expected = ImageOps.mirror(image) if mirrored else image
-        expected = crop_fractions(expected, left, top, width, height)
-        view = decode(view_bytes)
-        if name == "cut l0.07 t0 r0 b0.07":  # keeps 93 % of each side, anchored top right
-            assert view.size == (149, 112)
-            assert expected.size == view.size and np.array_equal(
-                np.asarray(view), np.asarray(image.crop((11, 0, 160, 112))))
-        assert np.array_equal(np.asarray(view), np.asarray(expected)), name
+    assert views[-1][0] == ("e", MIRROR_VIEW)
+    assert np.array_equal(np.asarray(decode(views[-1][1])), np.asarray(ImageOps.mirror(image)))
+    boxes = set()
+    for (_, name), view_bytes in views[1:-1]:
+        box = box_of(name, image.size)
+        assert np.array_equal(np.asarray(decode(view_bytes)), np.asarray(image.crop(box))), name
+        boxes.add(box)
+    # each side cut by 0 or 7 %, independently: 15 crops + the whole view (rounded to pixels:
+    # 7 % of 120 px is 8 px, 86 % is 103 px)
+    assert len(boxes) == 15
+    assert {(11, 0, 160, 112), (0, 8, 160, 120), (11, 8, 149, 111)} <= boxes
 
 
 def test_pixel_views_are_cut_from_the_image_without_its_margins():
     image = drawing()
     views = dict(eval_views(("e", fixtures.encode(image)), DedupConfig()))
-    content = image.crop((40, 30, 140, 110))
-    whole_cut = decode(views[("e", "cut l0.07 t0.07 r0.07 b0.07")])
-    assert whole_cut.size == (86, 69)  # 100 x 80 content, 7 % off each side (rounded)
-    assert np.array_equal(np.asarray(whole_cut), np.asarray(content.crop((7, 6, 93, 75))))
+    content = image.crop((40, 30, 140, 110))  # 100 x 80
+    assert 1 < len(views) <= 16
+    trimming, plain = pixel_embedder.PixelEmbedder(), pixel_embedder.PixelEmbedder(trim_borders=False)
+    for (_, name), view_bytes in views.items():
+        if name != FULL_VIEW:  # crops of the content, never of the white page; each view is named
+            # by the part its embedding is made of (after the embedder trims the crop)
+            box = box_of(name, content.size)
+            view = decode(view_bytes)
+            np.testing.assert_allclose(trimming.embed_image(view),
+                                       plain.embed_image(content.crop(box)), atol=1e-6)
     # A SavedModel sees training images as they are: its views keep the margins.
     model_views = dict(eval_views(("e", fixtures.encode(image)),
                                   DedupConfig(embedder="/some/export")))
-    assert decode(model_views[("e", "cut l0.07 t0.07 r0.07 b0.07")]).size == (172, 129)
+    assert {decode(b).size for b in model_views.values()} >= {(172, 129), (200, 150)}
+
+
+def test_views_are_named_by_the_crop_left_after_the_embedder_trims_them():
+    # A stray mark in the top margin: the whole image's content box reaches up to it, and the view
+    # that cuts the top 7 % off (the mark) is trimmed again, down to the drawing, as the pixel
+    # embedder will trim it. The view's name says so: the aligned check starts from that crop.
+    image = drawing(size=(200, 200), box=(40, 60, 140, 140))
+    ImageDraw.Draw(image).line((40, 2, 140, 2), fill=(90, 90, 90), width=1)
+    assert content_box(np.asarray(image)) == (40, 2, 141, 140)  # the base: 101 x 138
+    views = dict(eval_views(("e", fixtures.encode(image)), DedupConfig()))
+    tight = [name for _, name in views if box_of(name, (101, 138)) == (0, 58, 100, 138)]
+    assert len(tight) == 1  # the view cutting the top 7 % (10 px, the mark): the drawing alone
+    assert decode(views[("e", tight[0])]).size == (101, 128)  # what is indexed: the crop itself
+    assert len(views) == 16
 
 
 def test_trimming_a_hand_made_drawing():
