@@ -50,6 +50,7 @@ from dedup.eval_inputs import (WARN_FIRST_KEYS, EvalSource, expand_eval_sources,
 from dedup.images import encode_png, fraction_box, phash64, trim_uniform_borders
 from dedup.index import EvalIndex
 from dedup.kmeans import fit_centroids, load_centroids
+from dedup.kmeans_beam import FitCentroidsOnAll
 from dedup import pixel_embedder
 from dedup.pixel_embedder import EvalDetail, PixelEmbedding
 from schemas.image_decode import decode_rgb
@@ -365,6 +366,15 @@ class SearchEvalIndexFn(beam.DoFn):
                                         "method": "aligned"}
 
 
+def log_kmeans_iteration(report: dict) -> dict:
+    """Logs one pass of the in-pipeline fit over all training images (a worker log line on
+    Dataflow): how well the clusters fit, and how many are empty."""
+    logging.warning("dedup: k-means pass %d over all training images: %d vectors, mean cosine to "
+                    "the nearest centroid %s, %d empty clusters", report["iteration"],
+                    report["vectors"], report["objective"], report["empty_clusters"])
+    return report
+
+
 def _fit_on_sample(sample: List[np.ndarray], config: DedupConfig):
     if not sample:
         return None
@@ -388,6 +398,9 @@ class FindNearDuplicatesOfEval(beam.PTransform):
             centroids = load_centroids(self.config.centroids_path)
         self.centroids = centroids
         self.eval_errors: Optional[beam.PCollection] = None  # set by expand()
+        # With kmeans_fit "all" and no centroids given: one report dict per Lloyd pass over all
+        # training images (dedup.kmeans_beam.update_centroids); set by expand().
+        self.kmeans_history: Optional[beam.PCollection] = None
 
     def expand(self, candidates):
         config = self.config
@@ -411,6 +424,14 @@ class FindNearDuplicatesOfEval(beam.PTransform):
         embedded = candidates | "EmbedTrainingImages" >> RunInference(handler)
         if self.centroids is not None:
             centroids = pipeline | "CreateCentroids" >> beam.Create([self.centroids])
+        elif config.kmeans_fit == "all":  # paper: "based on all training images"
+            fit = FitCentroidsOnAll(config.num_clusters, iterations=config.kmeans_all_iterations,
+                                    init_sample_size=config.kmeans_sample_size,
+                                    init_iterations=config.kmeans_iterations)
+            vectors = embedded | "TrainingVectors" >> beam.Map(lambda kv: vector_of(kv[1]))
+            centroids = vectors | "FitKMeansOnAll" >> fit
+            self.kmeans_history = fit.history
+            _ = fit.history | "LogKMeansIterations" >> beam.Map(log_kmeans_iteration)
         else:  # fit on a sample of the training side (at scale: precompute with fit-centroids)
             centroids = (
                 embedded

@@ -80,9 +80,12 @@ def run_calibrate(args) -> int:
           f"precision at {args.positive_fraction:.0%} positives; a pair matches when its {score} > "
           "threshold")
     print(calibrate.format_table(rows))
-    if args.output_json:
-        with open(args.output_json, "w") as f:
-            json.dump({"embedder": config.embedder, "images": len(images), "rows": rows}, f, indent=2)
+    if args.output_json:  # local or gs:// (schemas/input_files: Beam's FileSystems, else gfile)
+        from schemas.input_files import create_file
+
+        with create_file(args.output_json) as f:
+            f.write(json.dumps({"embedder": config.embedder, "images": len(images), "rows": rows},
+                               indent=2).encode("utf-8"))
     if chosen is not None:
         threshold, chosen_by = chosen
         calibrated = dataclasses.replace(config, cosine_threshold=threshold)
@@ -97,7 +100,7 @@ def run_calibrate(args) -> int:
 
 def run_fit_centroids(args) -> int:
     config = DedupConfig.from_flags(args)
-    if args.fit == "all":
+    if (args.fit or config.kmeans_fit) == "all":
         return _fit_centroids_on_all(args, config)
     items = _take(args.images, config.kmeans_sample_size, args.seed)
     start = time.time()
@@ -121,7 +124,9 @@ def _fit_centroids_on_all(args, config) -> int:
     from dedup.kmeans_beam import fit_on_all_images
 
     start = time.time()
-    meta = fit_on_all_images(args.images, config, args.output, args.all_iterations, args.seed,
+    iterations = (config.kmeans_all_iterations if args.all_iterations is None
+                  else args.all_iterations)
+    meta = fit_on_all_images(args.images, config, args.output, iterations, args.seed,
                              PipelineOptions(shlex.split(args.beam_options)))
     for report in meta["history"]:
         print(f"iteration {report['iteration']}: mean cosine to the nearest centroid "
@@ -148,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--thresholds", default=",".join(map(str, calibrate.DEFAULT_THRESHOLDS)))
     cal.add_argument("--positive_fraction", type=float, default=0.5,
                      help="share of true near-duplicates assumed when computing precision")
-    cal.add_argument("--output_json", default=None, help="the threshold table as JSON")
+    cal.add_argument("--output_json", default=None,
+                     help="the threshold table as JSON (local or gs://)")
     cal.add_argument("--output", default=None, metavar="FILE",
                      help="calibration file for --dedup_calibration: the chosen threshold, how it "
                           "was chosen, the embedder and view settings, the measurements at it")
@@ -167,12 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="training images (folder, webdataset .tar, TFRecord; repeatable)")
     fit.add_argument("--output", required=True, help="centroids .npy path (local or gs://)")
     fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--fit", choices=("sample", "all"), default="sample",
+    fit.add_argument("--fit", choices=("sample", "all"), default=None,
                      help="sample: faiss on --dedup_kmeans_sample_size images, in-process; all: "
                           "a sample fit (k-means++ seeds) refined by --all_iterations passes over "
-                          "every image (Beam, dedup/kmeans_beam.py)")
-    fit.add_argument("--all_iterations", type=int, default=10,
-                     help="--fit all: Lloyd iterations over all images (each one full pass)")
+                          "every image (Beam, dedup/kmeans_beam.py); default: "
+                          "--dedup_kmeans_fit, the same choice as align-curate's")
+    fit.add_argument("--all_iterations", type=int, default=None,
+                     help="--fit all: Lloyd iterations over all images (each one full pass; "
+                          "default: --dedup_kmeans_all_iterations, 10)")
     fit.add_argument("--beam_options", default="",
                      help="--fit all: pipeline options, e.g. '--runner=DataflowRunner --project=P "
                           "--region=R --temp_location=gs://...' (default: local DirectRunner)")

@@ -19,6 +19,7 @@ import json
 from typing import Optional, Sequence, Tuple
 
 PIXEL_EMBEDDER = "pixel"  # weight-free default, see dedup/pixel_embedder.py
+KMEANS_FITS = ("sample", "all")  # DedupConfig.kmeans_fit
 PAPER_COSINE_THRESHOLD = 0.975  # Appendix A, for the paper's embedder
 CALIBRATION_FORMAT = "align-dedup-calibration/1"
 
@@ -61,6 +62,13 @@ class DedupConfig:
     centroids_path: Optional[str] = None
     kmeans_sample_size: int = 100_000  # images used to fit k-means when no centroids are given
     kmeans_iterations: int = 20
+    # Paper, Appendix A: k-means "based on all training images". "sample": faiss on
+    # kmeans_sample_size training images, in one worker (the default: cheap, and the buckets only
+    # need roughly even clusters); "all": that sample fit refined by kmeans_all_iterations Lloyd
+    # passes over every training image, as Beam combines (dedup/kmeans_beam.py; about 147 CPU
+    # s per million vectors per pass at K=4096, D=128, docs/BENCHMARKS.md).
+    kmeans_fit: str = "sample"
+    kmeans_all_iterations: int = 10
     # Paper, Appendix A: each image goes to its top-10 nearest clusters ...
     top_clusters_per_image: int = 10
     # ... and to every 3-combination of them: C(10, 3) = 120 buckets.
@@ -99,6 +107,9 @@ class DedupConfig:
             raise ValueError(
                 "need 0 < clusters_per_bucket <= top_clusters_per_image and num_clusters > 0, got "
                 f"{self.clusters_per_bucket}, {self.top_clusters_per_image}, {self.num_clusters}")
+        if self.kmeans_fit not in KMEANS_FITS or self.kmeans_all_iterations < 0:
+            raise ValueError(f"need kmeans_fit in {KMEANS_FITS} and kmeans_all_iterations >= 0, "
+                             f"got {self.kmeans_fit!r}, {self.kmeans_all_iterations}")
         if not -1.0 <= self.cosine_threshold <= 1.0:
             raise ValueError(f"cosine_threshold must be in [-1, 1], got {self.cosine_threshold}")
         if self.num_clusters ** self.clusters_per_bucket >= 2 ** 63:
@@ -141,6 +152,8 @@ class DedupConfig:
             num_clusters=args.dedup_num_clusters,
             centroids_path=args.dedup_centroids,
             kmeans_sample_size=args.dedup_kmeans_sample_size,
+            kmeans_fit=getattr(args, "dedup_kmeans_fit", "sample"),
+            kmeans_all_iterations=getattr(args, "dedup_kmeans_all_iterations", 10),
             top_clusters_per_image=args.dedup_top_clusters,
             clusters_per_bucket=args.dedup_clusters_per_bucket,
             phash_max_distance_bits=args.dedup_phash_max_distance_bits,
@@ -188,6 +201,13 @@ def add_dedup_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dedup_centroids", default=None,
                    help="centroids .npy from `align-dedup fit-centroids` (default: fit on a sample)")
     g.add_argument("--dedup_kmeans_sample_size", type=int, default=d.kmeans_sample_size)
+    g.add_argument("--dedup_kmeans_fit", choices=KMEANS_FITS, default=d.kmeans_fit,
+                   help="without --dedup_centroids: 'sample' fits k-means on "
+                        "--dedup_kmeans_sample_size training images; 'all' refines that fit with "
+                        "--dedup_kmeans_all_iterations passes over every training image (paper: "
+                        "'based on all training images')")
+    g.add_argument("--dedup_kmeans_all_iterations", type=int, default=d.kmeans_all_iterations,
+                   help="--dedup_kmeans_fit all: Lloyd passes over all training images")
     g.add_argument("--dedup_top_clusters", type=int, default=d.top_clusters_per_image,
                    help="nearest clusters per image (paper: 10)")
     g.add_argument("--dedup_clusters_per_bucket", type=int, default=d.clusters_per_bucket,

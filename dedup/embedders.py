@@ -15,6 +15,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from dedup.config import PIXEL_EMBEDDER, DedupConfig
 from dedup.pixel_embedder import PixelEmbedder
+from schemas.image_decode import ImageDecodeError, model_input_bytes
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -63,12 +64,41 @@ class SavedModelEmbedderHandler(ModelHandler[bytes, PredictionResult, Any]):
                       inference_args: Optional[dict] = None) -> Iterable[PredictionResult]:
         import tensorflow as tf
 
-        outputs = model.function(images=tf.constant(list(batch), dtype=tf.string))
-        vectors = l2_normalize(outputs["embedding"].numpy())
+        inputs = [model_input_or_none(b) for b in batch]
+        good = [i for i, data in enumerate(inputs) if data is not None]
+        if not good:  # zero vectors of the right size: ask the model its size
+            outputs = model.function(images=tf.constant([probe_image_bytes()], dtype=tf.string))
+            vectors = np.zeros((len(batch), outputs["embedding"].shape[-1]), np.float32)
+            return [PredictionResult(b, v) for b, v in zip(batch, vectors)]
+        outputs = model.function(images=tf.constant([inputs[i] for i in good], dtype=tf.string))
+        found = l2_normalize(outputs["embedding"].numpy())
+        vectors = np.zeros((len(batch), found.shape[1]), np.float32)
+        vectors[good] = found
         return [PredictionResult(b, v) for b, v in zip(batch, vectors)]
 
     def get_metrics_namespace(self) -> str:
         return "dedup_savedmodel_embedder"
+
+
+def model_input_or_none(data: bytes) -> Optional[bytes]:
+    """What the SavedModel's own decoder gets (schemas.image_decode.model_input_bytes: EXIF
+    orientation, alpha on white, first frame, pixel cap, as everywhere else), or None when the
+    image does not decode: it then gets a zero vector, which matches nothing, as with the pixel
+    embedder, instead of failing the whole batch (and job) inside TensorFlow's decoder."""
+    try:
+        return model_input_bytes(data)
+    except ImageDecodeError:
+        return None
+
+
+def probe_image_bytes() -> bytes:
+    """A tiny valid PNG: run through the model only to learn its embedding size."""
+    import io
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (128, 128, 128)).save(out, format="PNG")
+    return out.getvalue()
 
 
 class _LoadedSignature:

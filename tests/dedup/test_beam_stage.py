@@ -36,6 +36,24 @@ def test_pixel_embedder_stage_finds_exactly_the_planted_duplicates(eval_set):
     run_stage(eval_set, DedupConfig(num_clusters=4096))
 
 
+def test_kmeans_fit_on_all_training_images_in_the_stage(eval_set):
+    # --dedup_kmeans_fit all: the sample fit refined by 2 Lloyd passes over every training image
+    # (Beam combines); the same planted duplicates are found, and every pass is reported.
+    config = DedupConfig(num_clusters=8, kmeans_fit="all", kmeans_all_iterations=2)
+    items, _ = fixtures.training_set(eval_set["images"])
+    stage = FindNearDuplicatesOfEval(eval_set["globs"], config)
+    with TestPipeline(runner=FnApiRunner()) as p:
+        _ = p | beam.Create(items) | stage
+        passes = stage.kmeans_history | beam.Map(lambda r: (r["iteration"], r["vectors"]))
+        assert_that(passes, equal_to([(0, len(items)), (1, len(items))]))
+    run_stage(eval_set, config)
+
+
+def test_kmeans_fit_must_be_sample_or_all():
+    with pytest.raises(ValueError, match="kmeans_fit"):
+        DedupConfig(kmeans_fit="everything")
+
+
 def test_stage_with_saved_centroids_and_paper_buckets(eval_set):
     from dedup.embedders import embed_in_process
     from dedup.eval_inputs import iter_eval_images
@@ -48,7 +66,7 @@ def test_stage_with_saved_centroids_and_paper_buckets(eval_set):
     run_stage(eval_set, config, centroids=fit_centroids(sample, 12))
 
 
-def test_savedmodel_embedder_through_runinference(eval_set, tmp_path):
+def save_tiny_tower(export: str) -> str:
     import tensorflow as tf
 
     class TinyTower(tf.Module):  # stands in for the trainer's export: bytes -> unit vectors
@@ -63,10 +81,35 @@ def test_savedmodel_embedder_through_runinference(eval_set, tmp_path):
             return {"embedding": tf.math.l2_normalize(flat, axis=1)}
 
     tower = TinyTower()
-    export = str(tmp_path / "export")
     tf.saved_model.save(tower, export, signatures={"embed_image": tower.embed_image})
-    run_stage(eval_set, DedupConfig(embedder=export, num_clusters=12, cosine_threshold=0.95,
+    return export
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory):
+    return save_tiny_tower(str(tmp_path_factory.mktemp("m") / "export"))
+
+
+def test_savedmodel_embedder_through_runinference(eval_set, tiny_export):
+    run_stage(eval_set, DedupConfig(embedder=tiny_export, num_clusters=12, cosine_threshold=0.95,
                                     phash_max_distance_bits=-1))
+
+
+def test_savedmodel_handler_survives_images_its_decoder_cannot_take(tiny_export):
+    # TensorFlow's decode_image fails a whole batch on a WebP or truncated bytes; the handler
+    # hands the model schemas.image_decode.model_input_bytes (WebP -> PNG) and gives an image
+    # that does not decode at all a zero vector (matches nothing), as the pixel embedder does.
+    from dedup.embedders import SavedModelEmbedderHandler
+
+    image = fixtures.make_clip_art(3)
+    png, webp = fixtures.encode(image, "PNG"), fixtures.encode(image, "WEBP", lossless=True)
+    handler = SavedModelEmbedderHandler(tiny_export)
+    model = handler.load_model()
+    vectors = [r.inference for r in handler.run_inference([png, b"not an image", webp], model)]
+    assert vectors[1].shape == (256,) and not vectors[1].any()
+    assert np.allclose(vectors[0], vectors[2], atol=1e-5) and abs(np.linalg.norm(vectors[0]) - 1) < 1e-5
+    only_bad = [r.inference for r in handler.run_inference([b"", png[:40]], model)]
+    assert [v.shape for v in only_bad] == [(256,), (256,)] and not np.any(only_bad)
 
 
 def test_missing_eval_input_fails_at_construction(tmp_path):
