@@ -116,10 +116,17 @@ def make_model_handler(config: DedupConfig, with_phash: bool = False) -> ModelHa
     return SavedModelEmbedderHandler(config.embedder, config.savedmodel_signature, config.batch_size)
 
 
+_IN_PROCESS_MODELS: dict = {}  # (embedder, signature) -> loaded model, for embed_in_process
+
+
 def embed_in_process(config: DedupConfig, images: Sequence[bytes]) -> np.ndarray:
-    """Embeds without Beam (CLI, benchmarks): the same handler code as in the pipeline."""
+    """Embeds without Beam (CLI, benchmarks): the same handler code as in the pipeline. The loaded
+    model is kept for the next call with the same embedder (a SavedModel takes seconds to load)."""
     handler = make_model_handler(config)
-    model = handler.load_model()
+    cache_key = (config.embedder, config.savedmodel_signature)
+    model = _IN_PROCESS_MODELS.get(cache_key)
+    if model is None:
+        model = _IN_PROCESS_MODELS[cache_key] = handler.load_model()
     dims = []
     for start in range(0, len(images), config.batch_size):
         results = handler.run_inference(images[start:start + config.batch_size], model)
