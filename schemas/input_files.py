@@ -2,8 +2,10 @@
 
 Every reader of the project (curation, dedup's eval inputs, evaluation, search build) opens files
 through here, so local paths, gs:// and every other registered file system behave the same.
-Beam's FileSystems are used when Apache Beam is installed (curation workers), TensorFlow's gfile
-otherwise (a trainer-only install), plain `open` for local paths when neither is.
+A URL goes to Beam's FileSystems when Apache Beam is installed and has a file system for its
+scheme (curation workers: gs://, s3://, ...), else to TensorFlow's gfile (a trainer-only install,
+gs:// without apache-beam[gcp], TensorFlow-only schemes such as the in-memory ram:// the tests
+use); a local path is opened with plain `open`.
 
 `read_image_path` is the one place that reads an image *named by a path* (TSV rows, parquet rows
 without image bytes, image folders). It never blocks or exhausts memory on hostile paths:
@@ -15,6 +17,7 @@ without image bytes, image folders). It never blocks or exhausts memory on hosti
     (`image_read_timeout`; the reading thread is left to finish on its own, it holds no lock);
   - a path that does not exist or fails to open: `image_not_found`.
 """
+import fnmatch
 import glob as globlib
 import os
 import re
@@ -62,29 +65,71 @@ def _beam_filesystems():
     return FileSystems
 
 
+def _beam_for(location: str):
+    """Beam's FileSystems when Beam is installed and has a file system for the URL's scheme."""
+    filesystems = _beam_filesystems()
+    if filesystems is None:
+        return None
+    try:
+        filesystems.get_filesystem(location)
+    except ValueError:  # no Beam file system for this scheme (e.g. ram://, gs:// without [gcp])
+        return None
+    return filesystems
+
+
+def _gfile(location: str):
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise ValueError(f"no file system for {location}: Beam has none for its scheme (gs:// needs "
+                         "apache-beam[gcp]) and TensorFlow is not installed") from None
+    return tf.io.gfile
+
+
 def open_file(path: str):
     """A binary read handle on a local or object-store path (close it, or use `with`)."""
     if scheme_of(path) is None:
         return open(path, "rb")
-    filesystems = _beam_filesystems()
+    filesystems = _beam_for(path)
     if filesystems is not None:
         return filesystems.open(path, compression_type="uncompressed")
-    import tensorflow as tf
+    return _gfile(path).GFile(path, "rb")
 
-    return tf.io.gfile.GFile(path, "rb")
+
+def create_file(path: str):
+    """A binary write handle on a local or object-store path, replacing any file there (close
+    it, or use `with`). Locally the parent directory must exist, as for `open`; an object store
+    has no directories to create."""
+    if scheme_of(path) is None:
+        return open(path, "wb")
+    filesystems = _beam_for(path)
+    if filesystems is not None:
+        return filesystems.create(path, compression_type="uncompressed")
+    gfile = _gfile(path)
+    if scheme_of(path) == "ram" and gfile.exists(path):
+        gfile.remove(path)  # TensorFlow's in-memory ram:// (tests) appends to a reopened file
+    return gfile.GFile(path, "wb")
 
 
 def match_files(pattern: str) -> List[str]:
-    """Sorted files matching a local or object-store glob (`**` recurses locally)."""
+    """Sorted files matching a local or object-store glob (`**` recurses, on every file system)."""
     if scheme_of(pattern) is None:
         return sorted(p for p in globlib.glob(os.path.expanduser(pattern), recursive=True)
                       if os.path.isfile(p))
-    filesystems = _beam_filesystems()
+    filesystems = _beam_for(pattern)
     if filesystems is not None:
         return sorted(m.path for m in filesystems.match([pattern])[0].metadata_list)
-    import tensorflow as tf
-
-    return sorted(tf.io.gfile.glob(pattern))
+    gfile = _gfile(pattern)
+    if not any(char in pattern for char in "*?["):  # one path: a file, or a folder (no match)
+        return [pattern] if gfile.exists(pattern) and not gfile.isdir(pattern) else []
+    if "**" not in pattern:
+        return sorted(gfile.glob(pattern))
+    root = input_root(pattern).rstrip("/")  # gfile.glob does not recurse: walk, then match
+    if not gfile.isdir(root):
+        return []
+    paths = (f"{directory.rstrip('/')}/{name}" for directory, _, names in gfile.walk(root)
+             for name in names)
+    return sorted(p for p in paths if fnmatch.fnmatchcase(p, pattern))  # `*` spans `/` here
 
 
 def input_root(pattern: str) -> str:

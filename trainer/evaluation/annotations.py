@@ -1,11 +1,21 @@
 """Readers of the small annotation files: SimLex-999 word pairs and intra-modal (CxC) similarity pairs."""
 import csv
+import io
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from trainer.evaluation import files
+
 # Crisscrossed Captions (Parekh et al. 2021, section 5): pairs rated >= 3 (out of 5) are positives.
 CXC_POSITIVE_MIN_SCORE = 3.0
+
+
+def _open_text(path: str):
+    """The file as text for csv (newline=""): local, or gs:// and other URLs (trainer/evaluation/files)."""
+    if not files.is_url(path):
+        return open(path, encoding="utf-8", newline="")
+    return io.StringIO(files.read_text(path), newline="")
 
 
 def read_word_pairs(path: str) -> Tuple[List[str], List[str], List[float]]:
@@ -14,7 +24,7 @@ def read_word_pairs(path: str) -> Tuple[List[str], List[str], List[float]]:
     A file with another score column name (e.g. WordSim-353's) is accepted when its third column
     is numeric; the header row is required.
     """
-    with open(path, encoding="utf-8", newline="") as f:
+    with _open_text(path) as f:
         rows = list(csv.reader(f, delimiter="\t"))
     if not rows:
         raise ValueError(f"{path}: empty word-pair file")
@@ -40,7 +50,7 @@ def read_similarity_pairs(path: str) -> List[Tuple[str, str, float]]:
     """Intra-modal annotations as CSV/TSV lines `key1,key2,score` (a header row is skipped)."""
     delimiter = "\t" if path.endswith((".tsv", ".txt")) else ","
     pairs = []
-    with open(path, encoding="utf-8", newline="") as f:
+    with _open_text(path) as f:
         for row in csv.reader(f, delimiter=delimiter):
             if len(row) < 3:
                 continue

@@ -5,11 +5,10 @@ word-similarity (SimLex-999), finetune (5.1, writes a new export). The JSON goes
 (default: WORKDIR/eval/TASK.json, next to the export).
 """
 import argparse
-import os
 import sys
 import time
 
-from trainer.evaluation import datasets, report
+from trainer.evaluation import datasets, files, report
 
 TASKS = ("retrieval", "zeroshot", "knn", "linear-probe", "intramodal", "word-similarity", "finetune")
 
@@ -80,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def default_output(model_dir: str, task: str) -> str:
-    return os.path.join(os.path.dirname(os.path.abspath(model_dir.rstrip("/"))), "eval", f"{task}.json")
+    """WORKDIR/eval/TASK.json next to WORKDIR/export, on the export's file system (gs://...)."""
+    return files.join(files.dirname(files.absolute(model_dir.rstrip("/"))), "eval", f"{task}.json")
 
 
 def run_task(args, model, errors=None) -> dict:
@@ -136,7 +136,8 @@ def main(argv=None) -> int:
             model = ExportedModel(args.model, batch_size=args.batch_size)
             result = run_task(args, model, errors)
             result["seconds"] = round(time.time() - started, 1)
-    except (ModelLoadError, ValueError, FileNotFoundError, ImportError, datasets.ImageReadError) as e:
+    except (ModelLoadError, ValueError, FileNotFoundError, ImportError, datasets.ImageReadError,
+            *files.remote_file_errors()) as e:
         if errors:  # first: the pairs left out may be why the task failed (annotated keys missing)
             print(datasets.errors_warning(f"align-eval {args.task}", errors), file=sys.stderr)
         print(f"align-eval {args.task}: error: {e}", file=sys.stderr)
@@ -144,7 +145,7 @@ def main(argv=None) -> int:
     payload = {"task": args.task, "model": args.model, "result": result,
                "read_errors": datasets.summarize_errors(errors)}
     output = args.output_json or (
-        os.path.join(args.workdir, "finetune.json") if args.task == "finetune" else default_output(args.model, args.task))
+        files.join(args.workdir, "finetune.json") if args.task == "finetune" else default_output(args.model, args.task))
     report.write_json(output, payload)
     if errors:
         print(datasets.errors_warning(f"align-eval {args.task}", errors, f"{output} (read_errors)"), file=sys.stderr)

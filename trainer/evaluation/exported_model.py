@@ -1,9 +1,10 @@
 """The exported SavedModel (`WORKDIR/export/`, see trainer/export.py) as numpy-in, numpy-out embedders."""
 import json
-import os
 from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
+
+from trainer.evaluation import files
 
 SIGNATURES = ("embed_image", "embed_text", "text_cls_features")
 EXPORT_INFO_FILE = "align_export.json"
@@ -106,21 +107,19 @@ def _error_summary(message: str) -> str:
 def check_export_dir(export_dir: Optional[str]) -> None:
     if not export_dir:
         raise ModelLoadError("no --model given (the export directory, e.g. WORKDIR/export)")
-    if export_dir.startswith("gs://"):
-        return  # checked by TensorFlow's file system on load
-    if not os.path.isdir(export_dir):
+    # A local path is checked without importing TensorFlow; a URL (gs://...) through tf.io.gfile.
+    if not files.isdir(export_dir):
         raise ModelLoadError(f"model directory not found: {export_dir}")
-    if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
-        hint = " (did you mean its export/ subdirectory?)" if os.path.isdir(os.path.join(export_dir, "export")) else ""
+    if not files.exists(files.join(export_dir, "saved_model.pb")):
+        hint = " (did you mean its export/ subdirectory?)" if files.isdir(files.join(export_dir, "export")) else ""
         raise ModelLoadError(f"{export_dir} is not a SavedModel: no saved_model.pb{hint}")
 
 
 def read_export_info(export_dir: str) -> dict:
-    path = os.path.join(export_dir, EXPORT_INFO_FILE)
-    if not os.path.exists(path):
+    path = files.join(export_dir, EXPORT_INFO_FILE)
+    if not files.exists(path):
         return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return json.loads(files.read_text(path))
 
 
 def batched(items: Iterable, size: int):

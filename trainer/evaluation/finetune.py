@@ -20,7 +20,8 @@ trainer/train_loop.py trains it (same loss, optimizer, checkpoints and resume) a
 NEW_WORKDIR/export. Re-running the same command resumes the fine-tuning run.
 """
 import json
-import os
+
+from trainer.evaluation import files
 
 # Paper 5.1: fine-tuning hyper-parameters for image-text retrieval.
 PAPER_GLOBAL_BATCH_SIZE = 2048  # "reduce the global batch size from 16384 to 2048"
@@ -42,8 +43,8 @@ def resolve_steps(steps=None, recipe=None) -> int:
 
 
 def base_workdir_of(export_dir: str) -> str:
-    workdir = os.path.dirname(os.path.abspath(export_dir.rstrip("/")))
-    if not os.path.exists(os.path.join(workdir, "config.json")):
+    workdir = files.dirname(files.absolute(export_dir.rstrip("/")))  # gs:// stays gs://
+    if not files.exists(files.join(workdir, "config.json")):
         raise ValueError(f"{workdir} has no config.json: --model must be the export/ of an align-train WORKDIR")
     return workdir
 
@@ -96,7 +97,7 @@ def initialise_from_base(cfg, base_workdir: str, vocab_path: str, new_workdir: s
     from trainer.model import build_dual_encoder
     from trainer.optimizer import build_optimizer
 
-    base_checkpoint = tf.train.latest_checkpoint(os.path.join(base_workdir, "checkpoints"))
+    base_checkpoint = tf.train.latest_checkpoint(files.join(base_workdir, "checkpoints"))
     if base_checkpoint is None:
         raise ValueError(f"no checkpoint in {base_workdir}/checkpoints to fine-tune from")
     model = build_dual_encoder(cfg.model, len(input_pipeline.read_vocab(vocab_path)))
@@ -105,7 +106,7 @@ def initialise_from_base(cfg, base_workdir: str, vocab_path: str, new_workdir: s
     optimizer.build(model.trainable_variables)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(new_workdir, "checkpoints"), 2, step_counter=step)
+    manager = tf.train.CheckpointManager(checkpoint, files.join(new_workdir, "checkpoints"), 2, step_counter=step)
     return manager.save(checkpoint_number=0)
 
 
@@ -117,8 +118,7 @@ def run_finetune(args) -> dict:
     from trainer.config_overrides import config_from_dict
 
     base = base_workdir_of(args.model)
-    with open(os.path.join(base, "config.json")) as f:
-        saved = json.load(f)
+    saved = json.loads(files.read_text(files.join(base, "config.json")))
     base_cfg = config_from_dict(saved["config"])
     steps = resolve_steps(args.steps, getattr(args, "recipe", None))
     cfg = finetune_config(base_cfg, steps, args.global_batch_size, args.peak_learning_rate,
@@ -128,14 +128,14 @@ def run_finetune(args) -> dict:
           f"peak learning rate {cfg.optim.peak_learning_rate:g} ({sources['peak_learning_rate']}), "
           f"{cfg.optim.total_steps} steps ({sources['steps']}), {cfg.optim.warmup_steps} warm-up steps "
           f"({sources['warmup_steps']}); {sources['schedule']}", flush=True)
-    if tf.train.latest_checkpoint(os.path.join(args.workdir, "checkpoints")) is None:
+    if tf.train.latest_checkpoint(files.join(args.workdir, "checkpoints")) is None:
         initialise_from_base(cfg, base, saved["vocab"], args.workdir)
     metrics = train_loop.train(cfg, data_glob=args.data, vocab_path=saved["vocab"], workdir=args.workdir,
                                config_name=f"{saved['config_name']}_finetune",
                                print_fn=lambda line: print(line, flush=True))
     return {
         "base_workdir": base,
-        "export": os.path.join(args.workdir, "export"),
+        "export": files.join(args.workdir, "export"),
         "recipe": getattr(args, "recipe", None),
         "global_batch_size": cfg.global_batch_size,
         "peak_learning_rate": cfg.optim.peak_learning_rate,

@@ -16,10 +16,11 @@ the group of its base emoji, so near-duplicates never straddle the split.
 import argparse
 import hashlib
 import json
-import os
 import re
 import sys
 from typing import Dict, Iterator, List, Optional
+
+from trainer.evaluation import files
 
 
 def is_heldout(group: str, heldout_percent: float) -> bool:
@@ -69,13 +70,14 @@ def split(input_glob: str, out_dir: str, heldout_percent: float, meta: Optional[
     from trainer.evaluation.datasets import expand_glob
 
     meta = meta or {}
-    os.makedirs(out_dir, exist_ok=True)
-    train_writers = [tf.io.TFRecordWriter(os.path.join(out_dir, f"train-{i:05d}-of-{num_train_shards:05d}.tfrecord"))
+    files.makedirs(out_dir)  # local or gs:// (TFRecordWriter and trainer/evaluation/files write both)
+    train_writers = [tf.io.TFRecordWriter(files.join(out_dir, f"train-{i:05d}-of-{num_train_shards:05d}.tfrecord"))
                      for i in range(num_train_shards)]
-    heldout_writer = tf.io.TFRecordWriter(os.path.join(out_dir, "heldout-00000-of-00001.tfrecord"))
+    heldout_writer = tf.io.TFRecordWriter(files.join(out_dir, "heldout-00000-of-00001.tfrecord"))
     counts = {"train": 0, "heldout": 0, "heldout_with_class": 0}
     classes: Dict[str, int] = {}
     skipped: List[dict] = []
+    made = set()
     for path in expand_glob(input_glob):
         for record in _records(path, skipped):
             try:
@@ -95,10 +97,11 @@ def split(input_glob: str, out_dir: str, heldout_percent: float, meta: Optional[
                 counts["train"] += 1
             if class_field and info.get(class_field) and (heldout or train_classes):
                 name = class_dir_name(str(info[class_field]))
-                folder = os.path.join(out_dir, "heldout_classes" if heldout else "train_classes", name)
-                os.makedirs(folder, exist_ok=True)
-                with open(os.path.join(folder, f"{key}.jpg"), "wb") as f:
-                    f.write(ex[es.IMAGE_ENCODED])
+                folder = files.join(out_dir, "heldout_classes" if heldout else "train_classes", name)
+                if folder not in made:  # once per folder: a request each on an object store
+                    files.makedirs(folder)
+                    made.add(folder)
+                files.write_bytes(files.join(folder, f"{key}.jpg"), ex[es.IMAGE_ENCODED])
                 if heldout:
                     classes[name] = classes.get(name, 0) + 1
                     counts["heldout_with_class"] += 1
@@ -110,8 +113,7 @@ def split(input_glob: str, out_dir: str, heldout_percent: float, meta: Optional[
     if skipped:
         print(f"align-eval split: warning: {len(skipped)} record(s) or file(s) unreadable and left out "
               f"(listed in split.json): {skipped[0]['detail']}", file=sys.stderr)
-    with open(os.path.join(out_dir, "split.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    files.write_text(files.join(out_dir, "split.json"), json.dumps(summary, indent=2))
     return summary
 
 

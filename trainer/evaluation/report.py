@@ -1,7 +1,8 @@
 """Writes an evaluation result as JSON and prints it as a readable table."""
 import json
-import os
 from typing import Iterator, Tuple
+
+from trainer.evaluation import files
 
 METRIC_PREFIXES = ("R@", "top", "vote_top", "mean_per_class_top", "spearman")
 
@@ -33,7 +34,6 @@ def format_table(task: str, result: dict) -> str:
 
 
 def write_json(path: str, payload: dict) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-        f.write("\n")
+    """Writes PATH (local, gs://, any file system TensorFlow knows), creating its directory."""
+    files.makedirs(files.dirname(files.absolute(path)))
+    files.write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")

@@ -7,7 +7,6 @@ The model used by query and serve is the one recorded at build time unless --mod
 """
 import argparse
 import json
-import os
 import sys
 
 FORMATS = ("tfrecord", "webdataset", "image_folder")
@@ -49,12 +48,13 @@ def _load_model(path: str):
 
 
 def _model_path(path: str) -> str:
-    from schemas.input_files import scheme_of
+    from trainer.evaluation.files import absolute
 
-    return os.path.abspath(path) if scheme_of(path) is None else path  # abspath would mangle gs://
+    return absolute(path)  # a local path made absolute; gs:// kept (abspath would give ./gs:/...)
 
 
 def _build(args) -> None:
+    from trainer.evaluation import files
     from trainer.evaluation.datasets import read_pairs
     from trainer.search.index_store import build_index
 
@@ -72,7 +72,7 @@ def _build(args) -> None:
     if manifest["num_unreadable"]:
         by_error = ", ".join(f"{k}: {v}" for k, v in manifest["unreadable_by_error"].items())
         print(f"align-search build: warning: {manifest['num_unreadable']} unreadable input pair(s) left out "
-              f"({by_error}); listed under `unreadable` in {os.path.join(args.index_dir, 'manifest.json')}",
+              f"({by_error}); listed under `unreadable` in {files.join(args.index_dir, 'manifest.json')}",
               file=sys.stderr)
 
 
@@ -121,11 +121,13 @@ def _serve(args) -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from trainer.evaluation.exported_model import ModelLoadError
+    from trainer.evaluation.files import remote_file_errors
     from trainer.search.index_store import SearchIndexError
 
     try:
         {"build": _build, "query": _query, "serve": _serve}[args.command](args)
-    except (ModelLoadError, SearchIndexError, ValueError, FileNotFoundError, IsADirectoryError) as e:
+    except (ModelLoadError, SearchIndexError, ValueError, FileNotFoundError, IsADirectoryError,
+            *remote_file_errors()) as e:
         print(f"align-search {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -12,13 +12,14 @@ Layout of INDEX_DIR:
                       (schemas/input_readers.py error names, `missing_image`) and images that do
                       not decode (schemas/image_decode.py names: not_an_image, decompression_bomb...)
 A killed build re-run with the same arguments skips the finished chunks and goes on.
+INDEX_DIR may be local or a URL (gs://, any file system TensorFlow knows: trainer/evaluation/files);
+faiss reads and writes local files only, so index.faiss goes through a local temporary copy.
 """
 import collections
 import dataclasses
 import io
 import itertools
 import json
-import os
 from typing import Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
@@ -30,6 +31,7 @@ from schemas.image_decode import (
     model_input_bytes,
     thumbnail_jpeg,
 )
+from trainer.evaluation import files
 from trainer.evaluation.datasets import ImageReadError, Pair, ReadError
 
 MANIFEST = "manifest.json"
@@ -53,30 +55,20 @@ def make_thumbnail(encoded: bytes, max_side_px: int) -> bytes:
 
 
 def _write_atomic(path: str, data: bytes) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    files.write_bytes(path, data, atomic=True)
 
 
 def _check_or_write_settings(index_dir: str, settings: dict, overwrite: bool) -> None:
-    path = os.path.join(index_dir, MANIFEST)
-    if os.path.exists(path) and not overwrite:
-        with open(path) as f:
-            old = json.load(f)
+    path = files.join(index_dir, MANIFEST)
+    if files.exists(path) and not overwrite:
+        old = json.loads(files.read_text(path))
         changed = {k: (old.get(k), settings[k]) for k in RESUME_FIELDS if old.get(k) != settings[k]}
         if changed:
             raise SearchIndexError(f"{index_dir} was built with other settings {changed}; use --overwrite or another --index_dir")
     elif overwrite:
-        import shutil
-
         for name in ("chunks", "thumbs", INDEX_FILE, ITEMS_FILE, MANIFEST):
-            target = os.path.join(index_dir, name)
-            if os.path.isdir(target):
-                shutil.rmtree(target)
-            elif os.path.exists(target):
-                os.remove(target)
-    os.makedirs(os.path.join(index_dir, "chunks"), exist_ok=True)
+            files.remove(files.join(index_dir, name))
+    files.makedirs(files.join(index_dir, "chunks"))
     _write_atomic(path, json.dumps({**settings, "complete": False}, indent=2).encode())
 
 
@@ -102,12 +94,11 @@ def _embed_chunk(model, chunk: List[Pair], chunk_id: int, index_dir: str, thumbn
         unreadable[position] = _unreadable(pair, UNDECODABLE_IMAGE, f"the model cannot decode it: {detail}")
     bad_set = set(bad)
     kept = [k for i, k in enumerate(kept) if i not in bad_set]
-    thumb_dir = os.path.join(index_dir, "thumbs", f"{chunk_id:06d}")
-    os.makedirs(thumb_dir, exist_ok=True)
+    files.makedirs(files.join(index_dir, "thumbs", f"{chunk_id:06d}"))
     rows = []
     for i, (_, pair, _, thumbnail) in enumerate(kept):
         name = f"{chunk_id:06d}/{i}.jpg"
-        _write_atomic(os.path.join(index_dir, "thumbs", name), thumbnail)
+        _write_atomic(files.join(index_dir, "thumbs", name), thumbnail)
         rows.append({"key": pair.key, "text": pair.text, "thumbnail": name})
     return embeddings, rows, [unreadable[p] for p in sorted(unreadable)]
 
@@ -144,7 +135,7 @@ def build_index(
         tqdm = _NoProgress
 
     settings = {**settings, "chunk_size": chunk_size, "thumbnail_px": thumbnail_px}
-    os.makedirs(index_dir, exist_ok=True)
+    files.makedirs(index_dir)
     _check_or_write_settings(index_dir, settings, overwrite)
     bar = tqdm(total=total, unit="img", desc="align-search build", disable=not progress)
     iterator: Iterator[Pair] = iter(pairs)
@@ -152,8 +143,8 @@ def build_index(
         chunk = list(itertools.islice(iterator, chunk_size))
         if not chunk:
             break
-        base = os.path.join(index_dir, "chunks", f"{chunk_id:06d}")
-        if not os.path.exists(base + ".json"):  # the .json is written last: its presence = done
+        base = files.join(index_dir, "chunks", f"{chunk_id:06d}")
+        if not files.exists(base + ".json"):  # the .json is written last: its presence = done
             embeddings, rows, unreadable = _embed_chunk(model, chunk, chunk_id, index_dir, thumbnail_px)
             buf = io.BytesIO()
             np.savez(buf, embeddings=embeddings.astype(np.float32))
@@ -167,13 +158,12 @@ def build_index(
 def merge_chunks(index_dir: str, settings: dict, read_errors: Sequence[ReadError] = ()) -> dict:
     import faiss
 
-    chunk_dir = os.path.join(index_dir, "chunks")
-    names = sorted(n[:-5] for n in os.listdir(chunk_dir) if n.endswith(".json"))
+    chunk_dir = files.join(index_dir, "chunks")
+    names = sorted(n[:-5] for n in files.listdir(chunk_dir) if n.endswith(".json"))
     embeddings, rows, unreadable = [], [], []
     for name in names:
-        with open(os.path.join(chunk_dir, name + ".json")) as f:
-            meta = json.load(f)
-        embeddings.append(np.load(os.path.join(chunk_dir, name + ".npz"))["embeddings"])
+        meta = json.loads(files.read_text(files.join(chunk_dir, name + ".json")))
+        embeddings.append(np.load(io.BytesIO(files.read_bytes(files.join(chunk_dir, name + ".npz"))))["embeddings"])
         rows += meta["rows"]
         # chunks of an index begun before error names were kept list only the keys
         unreadable += meta.get("unreadable") or [ReadError(k, "", UNDECODABLE_IMAGE)._asdict()
@@ -185,15 +175,15 @@ def merge_chunks(index_dir: str, settings: dict, read_errors: Sequence[ReadError
     matrix = np.ascontiguousarray(np.concatenate(embeddings), dtype=np.float32)
     index = faiss.IndexFlatIP(matrix.shape[1])
     index.add(matrix)
-    faiss.write_index(index, os.path.join(index_dir, INDEX_FILE) + ".tmp")
-    os.replace(os.path.join(index_dir, INDEX_FILE) + ".tmp", os.path.join(index_dir, INDEX_FILE))
+    with files.local_output(files.join(index_dir, INDEX_FILE)) as local:  # faiss writes local files only
+        faiss.write_index(index, local)
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    _write_atomic(os.path.join(index_dir, ITEMS_FILE), lines.encode("utf-8"))
+    _write_atomic(files.join(index_dir, ITEMS_FILE), lines.encode("utf-8"))
     manifest = {**settings, "complete": True, "count": len(rows), "embedding_dim": int(matrix.shape[1]),
                 "num_unreadable": len(unreadable), "unreadable_keys": [u["key"] for u in unreadable],
                 "unreadable_by_error": dict(sorted(collections.Counter(u["error"] for u in unreadable).items())),
                 "unreadable": unreadable}
-    _write_atomic(os.path.join(index_dir, MANIFEST), json.dumps(manifest, indent=2).encode())
+    _write_atomic(files.join(index_dir, MANIFEST), json.dumps(manifest, indent=2).encode())
     return manifest
 
 
@@ -212,17 +202,17 @@ class SearchIndex:
     def __init__(self, index_dir: str):
         import faiss
 
-        manifest_path = os.path.join(index_dir, MANIFEST)
-        if not os.path.exists(manifest_path):
+        manifest_path = files.join(index_dir, MANIFEST)
+        if not files.exists(manifest_path):
             raise SearchIndexError(f"no search index at {index_dir}: run `align-search build` first")
-        with open(manifest_path) as f:
-            self.manifest = json.load(f)
+        self.manifest = json.loads(files.read_text(manifest_path))
         if not self.manifest.get("complete"):
             raise SearchIndexError(f"the index at {index_dir} is incomplete: re-run the same `align-search build` to resume")
         self.index_dir = index_dir
-        self.index = faiss.read_index(os.path.join(index_dir, INDEX_FILE))
-        with open(os.path.join(index_dir, ITEMS_FILE), encoding="utf-8") as f:
-            self.items = [json.loads(line) for line in f]
+        with files.local_copy(files.join(index_dir, INDEX_FILE)) as local:  # faiss reads local files only
+            self.index = faiss.read_index(local)
+        text = files.read_text(files.join(index_dir, ITEMS_FILE))
+        self.items = [json.loads(line) for line in text.split("\n") if line]  # not splitlines: U+2028 in a text
         if self.index.ntotal == 0 or not self.items:
             raise SearchIndexError(f"the index at {index_dir} is empty")
 

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
 from schemas.image_decode import DECOMPRESSION_BOMB, ImageDecodeError, thumbnail_jpeg
+from trainer.evaluation import files
 from trainer.search.index_store import SearchIndex
 from trainer.search.queries import query_embedding
 
@@ -164,8 +165,33 @@ def run_query(index: SearchIndex, model, params: dict):
     return index.search(emb, k), preview
 
 
+# The names build_index gives thumbnails (NNNNNN/I.jpg): all a remote index's /thumbs/ serves.
+THUMBNAIL_NAME = re.compile(r"[0-9]{6}/[0-9]{1,9}\.jpg")
+
+
+def read_thumbnail(index: SearchIndex, name: str, thumbs_root: Optional[str]) -> Optional[bytes]:
+    """The bytes of thumbs/NAME, or None (answered 404). A local index: any file that resolves
+    inside INDEX_DIR/thumbs (`thumbs_root`, its realpath); a remote one (gs://...), which has no
+    symlinks to resolve: only names of the NNNNNN/I.jpg form, read through tf.io.gfile."""
+    if "\0" in name:
+        return None
+    if thumbs_root is None:
+        if not THUMBNAIL_NAME.fullmatch(name):
+            return None
+        try:
+            return files.read_bytes(files.join(index.index_dir, "thumbs", name))
+        except Exception:  # noqa: BLE001 - each file system names a missing object its own way
+            return None
+    path = os.path.realpath(os.path.join(thumbs_root, name))
+    if not path.startswith(thumbs_root + os.sep) or not os.path.isfile(path):
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def make_handler(index: SearchIndex, model):
-    thumbs_root = os.path.realpath(os.path.join(index.index_dir, "thumbs"))
+    thumbs_root = (None if files.is_url(index.index_dir)
+                   else os.path.realpath(os.path.join(index.index_dir, "thumbs")))
 
     class Handler(BaseHTTPRequestHandler):
         timeout = BODY_TIMEOUT_S  # socket timeout for reading the request (and writing the answer)
@@ -242,12 +268,10 @@ def make_handler(index: SearchIndex, model):
         def _get(self):
             url = urllib.parse.urlsplit(self.path)
             if url.path.startswith("/thumbs/"):
-                name = urllib.parse.unquote(url.path[len("/thumbs/"):])
-                path = os.path.realpath(os.path.join(thumbs_root, name.replace("\0", "")))  # NUL: ValueError
-                if "\0" in name or not path.startswith(thumbs_root + os.sep) or not os.path.isfile(path):
+                data = read_thumbnail(index, urllib.parse.unquote(url.path[len("/thumbs/"):]), thumbs_root)
+                if data is None:
                     return self._send(404, b"not found", "text/plain")
-                with open(path, "rb") as f:
-                    return self._send(200, f.read(), "image/jpeg")
+                return self._send(200, data, "image/jpeg")
             if url.path not in ("/", "/api/search"):
                 return self._send(404, b"not found", "text/plain")
             self._answer(parse_form(url.query), api=url.path == "/api/search")

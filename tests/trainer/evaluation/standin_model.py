@@ -6,7 +6,6 @@ the matching colour dim, every other lower-cased token (punctuation splits token
 So "red" retrieves red images, and tests can compute every score by hand.
 """
 import json
-import os
 
 import tensorflow as tf
 
@@ -65,6 +64,6 @@ def save_standin_export(export_dir: str) -> str:
         },
     )
     info = {"embedding_dim": EMBEDDING_DIM, "config_name": "standin", "step": 0, "crop_px": 8}
-    with open(os.path.join(export_dir, "align_export.json"), "w") as f:
+    with tf.io.gfile.GFile(export_dir.rstrip("/") + "/align_export.json", "w") as f:  # local or ram://
         json.dump(info, f)
     return export_dir
