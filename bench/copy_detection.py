@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import copy_detection_data as data  # noqa: E402
 from dedup import augment, beam_stage  # noqa: E402
 from dedup.config import DedupConfig, add_dedup_flags  # noqa: E402
+from dedup.calibrate import NOT_A_CANDIDATE  # noqa: E402
 from dedup.embedders import embed_in_process  # noqa: E402
 from dedup.images import encode_png  # noqa: E402
 
@@ -52,22 +53,57 @@ def stage_views(item, config):
 
 
 class EvalSide:
-    """Embedded views of the originals; score = max cosine over an original's views."""
+    """Embedded views of the originals. score = the stage's decision score: the max cosine over
+    an original's views, or, with the pixel embedder's aligned check on (config.verifies), as
+    SearchEvalIndexFn decides: per training image, its best coarse candidates above
+    verify_candidates_above (at most verify_max_candidates) are aligned (beam_stage.
+    verify_candidates) and the best of them scores its aligned cosine; every other pair scores
+    NOT_A_CANDIDATE (never a match). The pHash first pass is counted apart (phash_hits)."""
 
     def __init__(self, keys, images, config):
-        owner, blobs = [], []
+        owner, blobs, names = [], [], []
+        self.config, self.keys = config, list(keys)
         self.full = [encode_png(image) for image in images]
         for i, item in enumerate(zip(keys, self.full)):
-            for _, view_bytes in stage_views(item, config):
+            for (_, view), view_bytes in stage_views(item, config):
                 owner.append(i)
+                names.append(view)
                 blobs.append(view_bytes)
         self.vectors = embed_in_process(config, blobs)
+        self.view_names = names
         self.starts = np.flatnonzero(np.r_[True, np.diff(owner) != 0])  # views are contiguous
+        self.ends = np.r_[self.starts[1:], len(owner)]
         self.views = len(blobs)
         self.phashes = phashes(self.full) if config.phash_max_distance_bits >= 0 else None
+        self.details = ({k: beam_stage.eval_detail_of(b, config) for k, b in zip(keys, self.full)}
+                        if config.verifies else {})
 
-    def scores(self, query_vectors):
-        return np.maximum.reduceat(query_vectors @ self.vectors.T, self.starts, axis=1)
+    def scores(self, query_vectors, query_bytes=None):
+        coarse = np.maximum.reduceat(query_vectors @ self.vectors.T, self.starts, axis=1)
+        if not self.config.verifies:
+            return coarse
+        out = np.full(coarse.shape, NOT_A_CANDIDATE, np.float32)
+        cap = self.config.verify_max_candidates
+        for r in range(len(coarse)):
+            above = np.flatnonzero(coarse[r] > self.config.verify_candidates_above)
+            if not len(above):
+                continue
+            best_first = above[np.argsort(-coarse[r, above], kind="stable")][:cap]
+            candidates = []
+            for e in best_first:
+                cosines = self.vectors[self.starts[e]:self.ends[e]] @ query_vectors[r]
+                view = self.view_names[self.starts[e] + int(np.argmax(cosines))]
+                candidates.append((self.keys[e], view, float(coarse[r, e])))
+            verified = beam_stage.verify_candidates(query_bytes[r], candidates, self.details,
+                                                    self.config)
+            if verified is not None:
+                out[r, _row_of(best_first, candidates, verified[0])] = verified[1]
+        return out
+
+
+def _row_of(rows, candidates, eval_key):
+    """The eval row of the candidate the aligned check chose."""
+    return int(next(r for r, c in zip(rows, candidates) if c[0] == eval_key))
 
 
 def phashes(blobs):
@@ -115,7 +151,7 @@ def false_drops(side, config, images, same, same_caption, thresholds):
     """Unrelated images (never augmented) as the training side: dropped per 1,000. `same`: pairs
     that are one drawing filed twice; `same_caption`: pairs with one caption (a series)."""
     blobs = [data.jpeg_bytes(image) for image in images]
-    scores = side.scores(embed_in_process(config, blobs))
+    scores = side.scores(embed_in_process(config, blobs), blobs)
     hits = phash_hits(phashes(blobs) if side.phashes is not None else None, side,
                       config.phash_max_distance_bits)
     rows = []
@@ -134,6 +170,9 @@ def false_drops(side, config, images, same, same_caption, thresholds):
 def measure(args, config, meta, splits):
     out = {"split": args.split, "embedder": config.embedder, "threshold": config.cosine_threshold,
            "eval_crop_fractions": list(config.eval_crop_fractions),
+           "eval_view_cut_fractions": list(config.eval_view_cut_fractions),
+           "aligned_check": (f"candidates above {config.verify_candidates_above}, best "
+                             f"{config.verify_max_candidates}" if config.verifies else "off"),
            "phash_max_distance_bits": config.phash_max_distance_bits, "prevalence": args.prevalence}
     thresholds = sorted(set(SWEEP) | {config.cosine_threshold})
     rng = np.random.default_rng(args.seed)
@@ -155,7 +194,7 @@ def measure(args, config, meta, splits):
     for family in families:
         start = time.time()
         copies = data.make_copies(originals, family, args.seed, stickers)
-        scores = side.scores(embed_in_process(config, copies))
+        scores = side.scores(embed_in_process(config, copies), copies)
         hits = phash_hits(phashes(copies) if side.phashes is not None else None, side,
                           config.phash_max_distance_bits)
         out["families"][family] = pair_counts(scores, hits, same, thresholds)
@@ -183,8 +222,10 @@ def _f(precision):
 
 def report(out, config):
     p = out["prevalence"]
-    print(f"\nsplit {out['split']}, embedder {out['embedder']}, threshold {out['threshold']}, eval crop "
-          f"views {out['eval_crop_fractions'] or 'none'}, pHash first pass <= "
+    print(f"\nsplit {out['split']}, embedder {out['embedder']}, threshold {out['threshold']}, eval "
+          f"cut views {out['eval_view_cut_fractions'] or 'none'}, centre-crop views "
+          f"{out['eval_crop_fractions'] or 'none'}, aligned check {out['aligned_check']}, "
+          f"pHash first pass <= "
           f"{out['phash_max_distance_bits']} bits; precision at {p:g} prevalence\n")
     print("| group | family | copies | recall | top-1 | FPR | FPR w/o filed twice | FP pairs filed twice "
           f"| precision@{p:g} |\n|---|---|---|---|---|---|---|---|---|")
