@@ -15,6 +15,7 @@ from typing import List, Optional, Tuple
 
 from pipeline import image_filters, text_filters
 from schemas import image_decode as image_io
+from pipeline.output_formats import OUTPUT_FORMATS
 from pipeline.readers import INPUT_FORMATS
 
 
@@ -52,8 +53,11 @@ class CurationConfig:
     text_column: str = "caption"
     image_column: Optional[str] = None
     num_shards: int = 0  # 0: the runner picks
+    output_format: str = "tfrecord"  # or webdataset, parquet (pipeline/output_formats.py)
     report_samples_per_reason: int = 12
     write_outcomes: bool = True  # outcomes/*.jsonl: key, status, reason of every input pair
+    # Watching a run (not an output): seconds between progress lines on stderr, 0 disables.
+    progress_interval_s: float = 10.0
 
 
 _HELP = {
@@ -81,10 +85,21 @@ _HELP = {
                        "image_file_too_large errors, never read into memory",
     "image_read_timeout_s": "reads of an image named by path (TSV/parquet) that take longer are "
                             "image_read_timeout errors",
-    "num_shards": "TFRecord shards (0: chosen by the runner)",
+    "num_shards": "shards of each sharded output: TFRecords / webdataset tars / parquet, "
+                  "kept_pairs and outcomes (0: chosen by the runner)",
+    "output_format": "format of the kept pairs: tfrecord (tfrecords/*.tfrecord), webdataset "
+                     "(webdataset/SSSSS.tar, img2dataset layout, for open_clip) or parquet "
+                     "(parquet/*.parquet, with image bytes); kept_pairs/*.parquet (metadata, no "
+                     "images) is written with every format",
+    "progress_interval_s": "print a progress line (pairs read, kept, dropped, errors, pairs/s) "
+                           "from the live counters to stderr every this many seconds while the "
+                           "pipeline runs; 0 disables (docs/PIPELINE.md, Watching a run)",
     "write_outcomes": "write outcomes/outcomes-SSSSS-of-NNNNN.jsonl, one line per input pair "
                       "({key, status, reason}), to audit any pair (--no-write_outcomes: skip)",
 }
+
+
+_CHOICES = {"output_format": OUTPUT_FORMATS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(f"--{field.name}", action=argparse.BooleanOptionalAction,
                                 default=field.default, help=help_text)
         else:
-            parser.add_argument(f"--{field.name}", type=kind, default=field.default, help=help_text)
+            parser.add_argument(f"--{field.name}", type=kind, default=field.default, help=help_text,
+                                choices=_CHOICES.get(field.name))
     return parser
 
 

@@ -1,6 +1,12 @@
-"""`WriteCurationOutputs`: the TFRecords, vocab.txt, stats.json and report.html of one run.
+"""`WriteCurationOutputs`: the kept pairs, vocab.txt, stats.json and report.html of one run.
 
-    DIR/tfrecords/train-SSSSS-of-NNNNN.tfrecord  (schemas/example_schema.py)
+    DIR/tfrecords/train-SSSSS-of-NNNNN.tfrecord  (schemas/example_schema.py; --output_format
+                                                 tfrecord, the default)
+    DIR/webdataset/SSSSS.tar                     (--output_format webdataset: img2dataset layout,
+                                                 {stem}.jpg/.txt/.json; pipeline/output_formats.py)
+    DIR/parquet/train-SSSSS-of-NNNNN.parquet     (--output_format parquet: metadata + image bytes)
+    DIR/kept_pairs/kept-SSSSS-of-NNNNN.parquet   (ALWAYS, whatever the format: key, url, caption,
+                                                 sha256, width/height, image size of kept pairs)
     DIR/vocab.txt                                (2b's pipeline/vocab.py BuildVocab)
     DIR/stats.json                               (pipeline/stats.py; identity checked, fails loudly)
     DIR/report.html                              (2b's pipeline/report.py render_report)
@@ -19,6 +25,7 @@ from apache_beam.transforms import combiners
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import AsDict, AsList, AsSingleton
 
+from pipeline import output_formats
 from pipeline import stats as stats_lib
 from pipeline.vocab import BuildVocab
 
@@ -47,12 +54,17 @@ def outcome_line(outcome) -> str:
 
 
 def _build_stats(_, config, dedup_applied, input_pairs, outcome_counts, conversion_counts,
-                 unsafe_summary, rare_summary, vocab, histograms, eval_error_counts=None):
-    return stats_lib.build_stats(
+                 unsafe_summary, rare_summary, vocab, histograms, eval_error_counts=None,
+                 example_files=(), kept_pairs_files=()):
+    stats = stats_lib.build_stats(
         config=config, input_pairs=input_pairs, outcome_counts=outcome_counts,
         conversion_counts=conversion_counts, unsafe_summary=unsafe_summary,
         rare_summary=rare_summary, vocab=vocab, histograms=histograms,
         dedup_applied=dedup_applied, eval_error_counts=eval_error_counts)
+    # Written after the kept pairs' files are final (their paths are side inputs here).
+    stats["outputs"] = output_formats.outputs_section(
+        config.output_format, config.output_dir, example_files, kept_pairs_files)
+    return stats
 
 
 def _write_stats_and_report(stats, output_dir, samples, near_duplicates=None):
@@ -78,9 +90,10 @@ class WriteCurationOutputs(beam.PTransform):
     def expand(self, curated):
         config = self._config
         out = config.output_dir
-        curated["examples"] | "WriteTFRecords" >> beam.io.WriteToTFRecord(
-            FileSystems.join(out, "tfrecords", "train"), file_name_suffix=".tfrecord",
-            num_shards=config.num_shards, shard_name_template="-SSSSS-of-NNNNN")
+        written = curated["examples"] | "WriteKeptPairs" >> output_formats.WriteKeptPairs(
+            out, config.output_format, config.num_shards)
+        extra = {"example_files": AsList(written["examples"]),
+                 "kept_pairs_files": AsList(written["kept_pairs"])}
         if config.write_outcomes:
             (curated["outcomes"]
              | "OutcomeLines" >> beam.Map(outcome_line)
@@ -91,7 +104,6 @@ class WriteCurationOutputs(beam.PTransform):
             vocab_size=config.vocab_size, output_path=FileSystems.join(out, "vocab.txt"),
             min_piece_count=config.vocab_min_piece_count)
         pipeline = curated["input_pairs"].pipeline
-        extra = {}
         if "eval_errors" in curated:  # eval images the near-duplicate search could not compare
             extra["eval_error_counts"] = AsList(
                 curated["eval_errors"] | "EvalErrorName" >> beam.Map(lambda e: e["error"])

@@ -14,6 +14,7 @@ from typing import Iterator, Optional
 import apache_beam as beam
 from apache_beam.io import fileio
 
+from pipeline import live_counters
 from schemas import input_files, input_readers
 from schemas.input_readers import (  # noqa: F401  (error names used by records.py and tests)
     READER_ERRORS,
@@ -50,7 +51,16 @@ class ReadRawPairs(beam.PTransform):
         self._root = input_files.input_root(file_pattern)
 
     def _read(self, metadata) -> Iterator[dict]:
-        path = metadata.path
+        """The pairs of one file, counted as they are read (pipeline/live_counters.py)."""
+        live_counters.count(live_counters.READ_FILES)
+        pairs_read = live_counters.read_pairs_counter(self._format)
+        for pair in self._pairs_of(metadata.path):
+            live_counters.count(pairs_read)
+            if pair.get("read_error") == UNREADABLE_FILE:
+                live_counters.count(live_counters.READ_UNREADABLE_FILES)
+            yield pair
+
+    def _pairs_of(self, path: str) -> Iterator[dict]:
         if self._format == "webdataset":
             return input_readers.read_webdataset(path, self._score_field, self._max_image_bytes)
         if self._format == "tsv":

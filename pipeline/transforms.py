@@ -17,6 +17,10 @@ drops the other: each candidate is judged on its own flags (plus `extra_flags`, 
 per key), and only then is every candidate but the first (by image SHA-256, then identity) a
 `duplicate_key` error. Only candidates enter the join: locally dropped pairs already have their
 final reason (local reasons come first in DROP_ORDER).
+
+Live counters (pipeline/live_counters.py, the Dataflow UI's view of the funnel during a run):
+ParsePairs counts input_pairs, errors.<name>, dropped.<local reason> and candidates as it decides
+them; JudgeCandidates counts kept_pairs, dropped.<corpus reason> and errors.duplicate_key.
 """
 import hashlib
 import logging
@@ -25,7 +29,7 @@ from typing import Optional, Tuple
 import apache_beam as beam
 from apache_beam.transforms import combiners
 
-from pipeline import corpus_filters, reasons, records, stats
+from pipeline import corpus_filters, live_counters, reasons, records, stats
 from pipeline.histograms import HistogramCombineFn
 from pipeline.image_filters import aspect_ratio
 from pipeline.unsafe import ScoreUnsafe
@@ -62,6 +66,13 @@ def judge(key, grouped):
     yield dict(first, status=stats.KEPT if reason is None else stats.DROPPED, reason=reason)
     for duplicate in candidates[1:]:
         yield dict(duplicate, status=stats.ERROR, reason=records.DUPLICATE_KEY)
+
+
+def _judge_and_count(key, grouped):
+    """judge(), each final outcome counted as it is decided (pipeline/live_counters.py)."""
+    for record in judge(key, grouped):
+        live_counters.count_outcome(record["status"], record["reason"])
+        yield record
 
 
 def to_example(record: dict) -> bytes:
@@ -151,8 +162,21 @@ _READABLE = "readable"  # light copy of every readable pair, for the corpus coun
 _READABLE_FIELDS = ("ident", "image_sha256", "text", "width", "height", "words")
 
 
+def _count_parsed(record) -> None:
+    """Live counters of one parsed pair: input_pairs, and its final outcome if parsing decided it
+    (an error, a local drop), else candidates (pipeline/live_counters.py)."""
+    live_counters.count(live_counters.INPUT_PAIRS)
+    if record["status"] == records.ERROR:
+        live_counters.count_outcome(stats.ERROR, record["reason"])
+    elif record["status"] == records.DROPPED_LOCALLY:
+        live_counters.count_outcome(stats.DROPPED, record["reason"])
+    else:
+        live_counters.count(live_counters.CANDIDATES)
+
+
 def _parse(raw, config):
     record = records.parse_pair(raw, config)
+    _count_parsed(record)
     record["ident"], record["file"] = pair_ident(raw), raw.get("file", "")
     if raw.get("detail"):
         record["detail"] = raw["detail"]
@@ -217,7 +241,7 @@ class CuratePairs(beam.PTransform):
         judged = ({"record": candidates | "KeyCandidates" >> beam.Map(lambda r: (r["key"], r)),
                    "flag": flags}
                   | "JoinFlagsByKey" >> beam.CoGroupByKey()
-                  | "JudgeCandidates" >> beam.FlatMapTuple(judge))
+                  | "JudgeCandidates" >> beam.FlatMapTuple(_judge_and_count))
         kept = judged | "KeepKept" >> beam.Filter(lambda r: r["status"] == stats.KEPT)
         every = ((parsed[records.ERROR], dropped_locally, judged)
                  | "FlattenOutcomes" >> beam.Flatten())

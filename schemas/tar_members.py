@@ -69,7 +69,8 @@ def iter_tar_files(fileobj: BinaryIO, max_member_bytes: Optional[int] = None
     offset = 0
     try:
         tar = tarfile.open(fileobj=fileobj, mode="r|*", tarinfo=_RecordingTarInfo)
-        tar.align_last_header_error = None
+        if not hasattr(tar, "align_last_header_error"):  # open() reads the first header: an
+            tar.align_last_header_error = None  # empty archive's end marker is recorded there
         with tar:
             for member in tar:
                 offset = member.offset
