@@ -23,6 +23,11 @@ class ImageTowerConfig:
     # (Tan & Le 2019, keras.applications); statistics then average over the last ~100 steps of
     # changing weights, too slow for runs of a few hundred steps (docs/TRAINING.md, "BatchNorm").
     batch_norm_momentum: float = 0.99
+    # A Keras weights file (`.weights.h5`, e.g. keras.applications.EfficientNetB0(weights="imagenet")
+    # .save_weights(PATH)) loaded into the EfficientNet before training; it must be of the same
+    # variant/width/depth. None: trained from scratch (docs/TRAINING.md, "Starting from pretrained
+    # weights"). Read again whenever the model is rebuilt (resume, export): keep it in place.
+    init_weights: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -38,6 +43,12 @@ class TextTowerConfig:
     # non-padding positions; a small-scale departure: a BERT trained from scratch barely moves its
     # [CLS] output in a few hundred steps (docs/TRAINING.md, "Why the trainer learned slowly").
     pooling: str = "cls"
+    # A keras-hub BertBackbone preset DIRECTORY (backbone.save_to_preset(DIR) and
+    # tokenizer.save_to_preset(DIR): config.json, model.weights.h5, assets/tokenizer/vocabulary.txt).
+    # The architecture and initial weights come from it (size and the dimension overrides above are
+    # then ignored; dropout_rate, max_tokens and pooling still apply) and the WordPiece vocabulary
+    # is its: pass --vocab DIR (a different --vocab is an error). Nothing is downloaded.
+    preset: Optional[str] = None
 
 
 @dataclasses.dataclass

@@ -108,6 +108,7 @@ def _publish(tmp_dir: str, export_dir: str) -> None:
 
 def _write_export(model, cfg: TrainConfig, vocab_path: str, export_dir: str, config_name: str,
                   step: int) -> None:
+    input_pipeline.check_vocab_matches_preset(vocab_path, cfg)  # model.text.preset's vocabulary
     tokenizer = input_pipeline.make_text_tokenizer(vocab_path, cfg.model.text.max_tokens)
     module = AlignExportModule(model, tokenizer, cfg)
     signatures = {"embed_image": module.embed_image, "embed_text": module.embed_text,

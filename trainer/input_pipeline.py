@@ -15,6 +15,7 @@ named by file and byte offset, and fails the input or, with `skip_corrupt_record
 counted: trainer/bad_input.py has the design; here, records are read located (file, offset, with
 a marker where a file's data is corrupt) and parsed and decoded through its `decode_checked`.
 """
+import json
 import logging
 from typing import Dict, List, Optional, Tuple
 
@@ -29,10 +30,55 @@ AUTOTUNE = tf.data.AUTOTUNE
 PAD, UNK, CLS, SEP = "[PAD]", "[UNK]", "[CLS]", "[SEP]"
 
 
+PRESET_VOCAB = "assets/tokenizer/vocabulary.txt"  # keras-hub's tokenizer.save_to_preset(DIR)
+
+
+def preset_vocab_file(preset_dir: str) -> str:
+    """The WordPiece vocabulary of a keras-hub preset directory (model.text.preset)."""
+    path = f"{preset_dir.rstrip('/')}/{PRESET_VOCAB}"
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"{preset_dir}: a preset directory without {PRESET_VOCAB} (save "
+                                "the tokenizer too: tokenizer.save_to_preset(DIR))")
+    config_path = f"{preset_dir.rstrip('/')}/tokenizer.json"
+    if tf.io.gfile.exists(config_path):
+        with tf.io.gfile.GFile(config_path, "r") as f:
+            tokenizer_config = json.load(f).get("config", {})
+        if tokenizer_config.get("lowercase") is False:  # this trainer's tokenizer lower-cases
+            raise ValueError(f"{preset_dir}: a cased vocabulary (tokenizer.json lowercase=false); "
+                             "the trainer's WordPiece tokenizer lower-cases: use an uncased preset")
+    return path
+
+
+def vocab_file(vocab_path: str) -> str:
+    """--vocab as a file: vocab.txt itself, or a preset directory's vocabulary."""
+    return preset_vocab_file(vocab_path) if tf.io.gfile.isdir(vocab_path) else vocab_path
+
+
 def read_vocab(vocab_path: str) -> List[str]:
-    """The tokens of vocab.txt, one per line, in id order (local path or gs://)."""
-    with tf.io.gfile.GFile(vocab_path, "r") as f:
+    """The tokens of vocab.txt, one per line, in id order (local path or gs://); a keras-hub preset
+    directory stands for its vocabulary (preset_vocab_file)."""
+    with tf.io.gfile.GFile(vocab_file(vocab_path), "r") as f:
         return [line.rstrip("\n") for line in f]
+
+
+def check_vocab_matches_preset(vocab_path: str, cfg) -> None:
+    """With model.text.preset, the trainer's vocabulary (--vocab) must be the preset's, token for
+    token (pass --vocab PRESET_DIR): the BERT's embeddings are indexed by it. `cfg`: a TrainConfig
+    or a TextTowerConfig."""
+    text_cfg = cfg.model.text if isinstance(cfg, TrainConfig) else cfg
+    preset = getattr(text_cfg, "preset", None)
+    if not preset:
+        return
+    ours, theirs = read_vocab(vocab_path), read_vocab(preset_vocab_file(preset))
+    if ours != theirs:
+        first = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b),
+                     min(len(ours), len(theirs)))
+        got = ours[first] if first < len(ours) else "end of file"
+        want = theirs[first] if first < len(theirs) else "end of file"
+        raise ValueError(
+            f"--vocab {vocab_path} ({len(ours)} tokens) is not the vocabulary of model.text.preset "
+            f"{preset} ({len(theirs)} tokens): line {first + 1} is {got!r}, the preset's "
+            f"{want!r}; pass --vocab {preset}")
 
 
 class TextTokenizer(tf.Module):
@@ -56,7 +102,7 @@ class TextTokenizer(tf.Module):
         self.cls_id = tokens.index(CLS)
         self.sep_id = tokens.index(SEP)
         self.pad_id = tokens.index(PAD) if PAD in tokens else 0
-        self._vocab_asset = tf.saved_model.Asset(vocab_path)  # copied into exported SavedModels
+        self._vocab_asset = tf.saved_model.Asset(vocab_file(vocab_path))  # copied into exports
         table = tf.lookup.StaticVocabularyTable(
             tf.lookup.TextFileInitializer(
                 self._vocab_asset, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
@@ -163,6 +209,7 @@ def _build(input_context, data_glob: str, vocab_path: str, cfg: TrainConfig, tra
            skipped: Optional[bad_input.SkippedInput] = None) -> tf.data.Dataset:
     files = list_shards(data_glob)
     batch_size = _per_replica_batch(input_context, cfg.global_batch_size)
+    check_vocab_matches_preset(vocab_path, cfg)
     tokenizer = make_text_tokenizer(vocab_path, cfg.model.text.max_tokens)
     skipped = skipped or bad_input.SkippedInput()
     tables = skipped.new_tables() if cfg.skip_corrupt_records else None

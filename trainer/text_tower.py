@@ -6,9 +6,16 @@ Sizes follow Turc et al. 2019 ("Well-Read Students Learn Better"): layers L, hid
 linear projection to the image embedding width lives in the dual encoder (trainer/model.py).
 BertBackbone's tanh "pooled_dense" (the NSP pooler) is not used by ALIGN and is left out of the
 graph, so it has no (untrained) variables in the model.
+
+`TextTowerConfig.preset` starts from a local keras-hub preset directory instead (architecture and
+weights; its vocabulary is the trainer's: trainer/input_pipeline.py, docs/TRAINING.md "Starting from
+pretrained weights").
 """
+import logging
+
 import keras
 import keras_hub
+import tensorflow as tf
 
 # size -> (num_layers, hidden_dim); heads = hidden / 64, intermediate = 4 * hidden (Turc et al. 2019)
 BERT_SIZES = {
@@ -63,20 +70,61 @@ def bert_dims(text_cfg) -> dict:
     }
 
 
+class PresetError(ValueError):
+    """model.text.preset is not a usable local BertBackbone preset (names the directory)."""
+
+
+def load_preset_backbone(text_cfg, vocab_size: int) -> keras_hub.models.BertBackbone:
+    """The BertBackbone of the local preset directory text_cfg.preset, weights loaded, with the
+    config's dropout; checked against the trainer's vocabulary size and max_tokens."""
+    preset = text_cfg.preset
+    remote = "://" in preset and not preset.startswith("gs://")  # kaggle://, hf://: downloads
+    if remote or not tf.io.gfile.isdir(preset):
+        raise PresetError(
+            f"model.text.preset: {preset!r} is not a preset directory (nothing is downloaded: save "
+            "one with backbone.save_to_preset(DIR) and tokenizer.save_to_preset(DIR) on a machine "
+            "with internet; docs/TRAINING.md, 'Starting from pretrained weights')")
+    present = set(tf.io.gfile.listdir(preset))
+    # model.weights.json: the index of a sharded save (keras-hub's max_shard_size)
+    for required in ("config.json", ("model.weights.h5", "model.weights.json")):
+        if not present & set((required,) if isinstance(required, str) else required):
+            name = required if isinstance(required, str) else required[0]
+            raise PresetError(f"model.text.preset: {preset} has no {name} "
+                              "(write it with backbone.save_to_preset(DIR))")
+    backbone = keras_hub.models.BertBackbone.from_preset(
+        preset, dropout=text_cfg.dropout_rate, name="bert")
+    if backbone.vocabulary_size != vocab_size:
+        raise PresetError(
+            f"model.text.preset: the BERT of {preset} has {backbone.vocabulary_size} token "
+            f"embeddings but the trainer's vocabulary (--vocab) has {vocab_size} tokens: pass "
+            f"--vocab {preset} (the preset's own vocabulary)")
+    if backbone.max_sequence_length < text_cfg.max_tokens:
+        raise PresetError(
+            f"model.text.preset: the BERT of {preset} has {backbone.max_sequence_length} positions, "
+            f"fewer than model.text.max_tokens={text_cfg.max_tokens}")
+    logging.info("text tower from preset %s: %d layers, width %d, %d heads, vocabulary %d",
+                 preset, backbone.num_layers, backbone.hidden_dim, backbone.num_heads,
+                 backbone.vocabulary_size)
+    return backbone
+
+
 def build_text_encoder(text_cfg, vocab_size: int, name: str = "text_encoder") -> keras.Model:
     """{"token_ids": int32 [B, L], "padding_mask": bool [B, L]} -> pooled features [B, H] (float32):
-    the [CLS] position, or the masked mean with pooling="mean"."""
-    dims = bert_dims(text_cfg)
+    the [CLS] position, or the masked mean with pooling="mean". With text_cfg.preset, the BERT
+    (architecture and weights) is the preset's (load_preset_backbone)."""
     if text_cfg.pooling not in POOLINGS:
         raise ValueError(f"unknown text pooling {text_cfg.pooling!r}; choose one of {POOLINGS}")
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=vocab_size,
-        dropout=text_cfg.dropout_rate,
-        max_sequence_length=text_cfg.max_tokens,
-        num_segments=1,  # single-segment inputs: segment ids are all 0
-        name="bert",
-        **dims,
-    )
+    if getattr(text_cfg, "preset", None):
+        backbone = load_preset_backbone(text_cfg, vocab_size)
+    else:
+        backbone = keras_hub.models.BertBackbone(
+            vocabulary_size=vocab_size,
+            dropout=text_cfg.dropout_rate,
+            max_sequence_length=text_cfg.max_tokens,
+            num_segments=1,  # single-segment inputs: segment ids are all 0
+            name="bert",
+            **bert_dims(text_cfg),
+        )
     # Sub-graph without the NSP pooler (see module docstring).
     sequence_encoder = keras.Model(backbone.input, backbone.output["sequence_output"], name="bert_encoder")
     token_ids = keras.Input((None,), dtype="int32", name="token_ids")
