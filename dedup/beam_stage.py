@@ -42,6 +42,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.utils import shared
 
 from PIL import Image, ImageOps
+from threadpoolctl import ThreadpoolController
 
 from dedup.config import PIXEL_EMBEDDER, DedupConfig
 from dedup.embedders import make_model_handler
@@ -194,6 +195,16 @@ def to_eval_detail(item, config: DedupConfig):
         yield eval_key, detail
 
 
+_THREADPOOLS: List[ThreadpoolController] = []  # found once per process (a scan of loaded libraries)
+
+
+def _one_blas_thread():
+    """Context: BLAS on one thread (threadpoolctl), the libraries looked up once per process."""
+    if not _THREADPOOLS:
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0].limit(limits=1, user_api="blas")
+
+
 def verify_candidates(image_bytes: bytes, candidates: Sequence[Tuple[str, str, float]],
                       details: Dict[str, EvalDetail], config: DedupConfig
                       ) -> Optional[Tuple[str, float]]:
@@ -215,12 +226,16 @@ def verify_candidates(image_bytes: bytes, candidates: Sequence[Tuple[str, str, f
         return None
     training = pixel_embedder.training_detail(image, pixel_embedder.TRIM_BORDERS)
     best = None
-    for eval_key, view, _ in chosen:
-        left, top, width, height, mirrored = view_geometry(view)
-        score = pixel_embedder.aligned_cosine(details[eval_key], training, (left, top, width, height),
-                                              mirrored)
-        if best is None or score > best[1]:
-            best = (eval_key, score)
+    # The check is ~2,000 products of [3 x 96] x [96 x 48] matrices: a multi-threaded BLAS only
+    # adds hand-offs (10x slower per check on 2 busy cores, docs/BENCHMARKS.md); workers run
+    # one check per thread anyway.
+    with _one_blas_thread():
+        for eval_key, view, _ in chosen:
+            left, top, width, height, mirrored = view_geometry(view)
+            score = pixel_embedder.aligned_cosine(details[eval_key], training,
+                                                  (left, top, width, height), mirrored)
+            if best is None or score > best[1]:
+                best = (eval_key, score)
     return best
 
 
