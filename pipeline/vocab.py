@@ -3,17 +3,18 @@
 Structured like tensorflow/transform's vocabulary analyzer: accumulate word counts
 (CombinePerKey, hot-key fan-out), merge, prune to a bounded number of words (frequency cut-off
 read from a count-of-counts histogram, as in token_counts.py: no Top.Of), then one worker learns
-the pieces with tensorflow_text's WordPiece learner (`wordpiece_tokenizer_learner_lib.learn`,
-the library behind `bert_vocab_from_dataset`) and writes vocab.txt. Words are split exactly as
+the pieces with tensorflow_text's WordPiece learner algorithm (`wordpiece_tokenizer_learner_lib.
+learn`, the library behind `bert_vocab_from_dataset`), ported to pipeline/wordpiece_learner.py:
+the same vocabulary, its counting passes in numpy, no TensorFlow needed (~1 min of CPU instead
+of hours at 1M words, docs/BENCHMARKS.md), and writes vocab.txt. Words are split exactly as
 `tensorflow_text.BertTokenizer(vocab, lower_case=True)` will split them in the trainer: its
-BasicTokenizer (lower-case, accents stripped, punctuation and CJK characters split off).
+BasicTokenizer (lower-case, accents stripped, punctuation and CJK characters split off); without
+tensorflow_text installed, texts outside pipeline/basic_words.py's exact Latin path are split by
+pipeline/wordpiece_basic_words.py (pure Python, the same steps with `unicodedata`).
 The step returns stats.json's `vocab` section: the sizes and why the achieved one is what it is
 (`vocab_summary`: `limited_by`, docs/PIPELINE.md).
 """
 import collections
-import importlib.util
-import os
-import sys
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
@@ -22,6 +23,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline import wordpiece_learner
 from pipeline.basic_words import basic_words
 from pipeline.token_counts import CountOfCountsFn, frequency_cutoff
+from pipeline.wordpiece_basic_words import basic_words_any
 
 BERT_RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 VOCAB_SIZE = 100_000  # paper 5: a 100k wordpiece vocabulary generated from the training data
@@ -32,9 +34,9 @@ VOCAB_SIZE = 100_000  # paper 5: a 100k wordpiece vocabulary generated from the 
 MIN_PIECE_COUNT = 10
 
 # Words handed to the single-process learner (the most frequent ones, cut-off from count-of-counts).
-# tensorflow_text's own default is 5M, but its learner is pure Python and its time grows faster
-# than linearly with this number (bench/vocab_learner.py, docs/BENCHMARKS.md); 1M words is
-# far more than a 100k-piece vocabulary needs, the rarer words being split into pieces anyway.
+# tensorflow_text's own default is 5M; 1M words is far more than a 100k-piece vocabulary needs,
+# the rarer words being split into pieces anyway, and keeps the learner's memory (~1-2 GB at 1M
+# words, its suffix graph) and time (~1 CPU-min, bench/vocab_learner.py) small on one worker.
 MAX_INPUT_WORDS = 1_000_000
 MAX_UNIQUE_CHARS = 1000  # tensorflow_text's default alphabet bound
 HOT_KEY_FANOUT = 16
@@ -44,7 +46,8 @@ class BasicTokenizeFn(beam.DoFn):
     """Batch of texts -> (word, count in the batch), words as tensorflow_text's BERT BasicTokenizer
     splits them. Latin-only texts (and General Punctuation) are split in Python
     (pipeline/basic_words.py, same words); the TensorFlow tokenizer is built, once per worker, only
-    when a batch has another text (saves the ~5 CPU-s TF import)."""
+    when a batch has another text (saves the ~5 CPU-s TF import). Without tensorflow_text (the
+    `[curate]` install) those texts are split by pipeline/wordpiece_basic_words.py instead."""
 
     def __init__(self, lower_case: bool = True):
         self._lower_case = lower_case
@@ -52,9 +55,14 @@ class BasicTokenizeFn(beam.DoFn):
 
     def _real_tokenizer(self):
         if self._tokenizer is None:
-            from tensorflow_text.python.ops import bert_tokenizer  # heavy import, only if needed
-
-            self._tokenizer = bert_tokenizer.BasicTokenizer(lower_case=self._lower_case)
+            try:
+                from tensorflow_text.python.ops import bert_tokenizer  # heavy import, if needed
+            except ImportError:
+                if not self._lower_case:
+                    raise
+                self._tokenizer = _PythonBasicTokenizer()
+            else:
+                self._tokenizer = bert_tokenizer.BasicTokenizer(lower_case=self._lower_case)
         return self._tokenizer
 
     def process(self, texts: List[str]):
@@ -66,6 +74,10 @@ class BasicTokenizeFn(beam.DoFn):
         yield from collections.Counter(words).items()
 
 
+class _PythonBasicTokenizer:
+    """Marks basic_tokenize's pure-Python path (tensorflow_text not installed)."""
+
+
 def basic_tokenize(texts: Sequence[str], tokenizer=None, make_tokenizer=None,
                    fast_path: bool = True) -> List[str]:
     """Words of `texts` as BertTokenizer's basic tokenization (lower_case=True) splits them (str),
@@ -75,8 +87,11 @@ def basic_tokenize(texts: Sequence[str], tokenizer=None, make_tokenizer=None,
     slow = [text for text, words in zip(texts, fast) if words is None]
     if slow:
         tokenizer = tokenizer or make_tokenizer()
-        split = iter([[w.decode("utf-8") for w in words]
-                      for words in tokenizer.tokenize(slow).to_list()])
+        if isinstance(tokenizer, _PythonBasicTokenizer):
+            split = iter([basic_words_any(text) for text in slow])
+        else:
+            split = iter([[w.decode("utf-8") for w in words]
+                          for words in tokenizer.tokenize(slow).to_list()])
         fast = [next(split) if words is None else words for words in fast]
     return [word for words in fast for word in words]
 
@@ -86,24 +101,6 @@ def alphabet_bound(vocab_size: int, reserved_tokens: Sequence[str]) -> int:
     the vocabulary goes to them, so that the size cap leaves room for real wordpieces. Words with
     other characters are left out of the learning (BertTokenizer maps them to [UNK])."""
     return max(1, min(MAX_UNIQUE_CHARS, (vocab_size - len(reserved_tokens)) // 3))
-
-
-def _wordpiece_learner_lib():
-    """tensorflow_text's WordPiece learner module. It is pure Python (collections, numpy), but
-    importing it through its package runs tensorflow_text/__init__, which imports TensorFlow
-    (~5 CPU-s per worker); so the module file is loaded on its own, from the installed package."""
-    for name in ("tensorflow_text.tools.wordpiece_vocab.wordpiece_tokenizer_learner_lib",
-                 "_align_wordpiece_learner_lib"):
-        if name in sys.modules:
-            return sys.modules[name]
-    package = importlib.util.find_spec("tensorflow_text")  # locates, does not execute
-    path = os.path.join(os.path.dirname(package.origin), "tools", "wordpiece_vocab",
-                        "wordpiece_tokenizer_learner_lib.py")
-    spec = importlib.util.spec_from_file_location("_align_wordpiece_learner_lib", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[spec.name] = module
-    return module
 
 
 def learn_wordpiece(word_counts: Dict[str, int], vocab_size: int,
@@ -131,7 +128,6 @@ def learn_wordpiece_traced(word_counts: Dict[str, int], vocab_size: int,
     """`learn_wordpiece`'s vocabulary and the learner's trace (pipeline/wordpiece_learner.learn:
     search bounds, [threshold, size] per step, final threshold, words learned from, alphabet),
     plus `learned`: the size before the cut at `vocab_size`."""
-    learner = _wordpiece_learner_lib()
     if vocab_size < len(reserved_tokens):
         raise ValueError(f"vocab_size {vocab_size} < {len(reserved_tokens)} reserved tokens")
     counts = sorted(word_counts.items())  # deterministic input order
@@ -141,7 +137,7 @@ def learn_wordpiece_traced(word_counts: Dict[str, int], vocab_size: int,
     learn_kwargs.setdefault("max_unique_chars", alphabet_bound(vocab_size, reserved_tokens))
     learn_kwargs.setdefault("lower_thresh", MIN_PIECE_COUNT)
     trace: dict = {}
-    vocab = wordpiece_learner.learn(learner, counts, vocab_size, reserved_tokens,
+    vocab = wordpiece_learner.learn(counts, vocab_size, reserved_tokens,
                                     try_lower_thresh_first=True, trace=trace, **learn_kwargs)
     trace["learned"] = len(vocab)
     return vocab[:vocab_size], trace

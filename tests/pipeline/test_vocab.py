@@ -2,12 +2,9 @@ import itertools
 
 import apache_beam as beam
 import pytest
-import tensorflow as tf
-import tensorflow_text as tf_text
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-from tensorflow_text.python.ops import bert_tokenizer
 
 from pipeline.vocab import (
     BERT_RESERVED_TOKENS,
@@ -24,7 +21,18 @@ from pipeline.vocab import (
 WORD_COUNTS = {"red": 30, "bus": 20, "buses": 12, "car": 15, "cars": 11, "blue": 10, "the": 50}
 
 
+def _tensorflow_text():
+    """(tensorflow, tensorflow_text): the trainer's tokenizer, the reference of these checks;
+    skipped where they are not installed (the [curate] install learns without them)."""
+    reason = "tensorflow_text is not installed: the trainer's BertTokenizer is not available"
+    return pytest.importorskip("tensorflow", reason=reason), \
+        pytest.importorskip("tensorflow_text", reason=reason)
+
+
 def test_basic_tokenize_matches_bert_basic_tokenizer():
+    _tensorflow_text()
+    from tensorflow_text.python.ops import bert_tokenizer
+
     tokenizer = bert_tokenizer.BasicTokenizer(lower_case=True)
     assert basic_tokenize(["Héllo, RED-bus!", "一只猫"], tokenizer) == [
         "hello", ",", "red", "-", "bus", "!", "一", "只", "猫"]
@@ -79,9 +87,28 @@ def test_build_vocab_writes_a_file_bert_tokenizer_loads(tmp_path):
     vocab = open(path, encoding="utf-8").read().splitlines()
     assert vocab[:5] == list(BERT_RESERVED_TOKENS)
     assert len(vocab) == 36 and len(set(vocab)) == 36
+    tf, tf_text = _tensorflow_text()
     tokenizer = tf_text.BertTokenizer(path, lower_case=True, token_out_type=tf.string)
     pieces = tokenizer.tokenize(["A red bus", "The blue cars!"]).merge_dims(-2, -1).to_list()
     assert pieces == [[b"a", b"red", b"bus"], [b"the", b"blue", b"cars", b"!"]]
+
+
+def test_learned_vocab_is_valid_for_the_trainers_bert_tokenizer(tmp_path):
+    # Every character of the words learned from is in vocab.txt with and without "##", so
+    # BertTokenizer(vocab, lower_case=True) never maps them to [UNK], even the rare ones.
+    counts = {"naive": 12, "cafe": 30, "猫": 11, "strasse": 15, "xylophone": 3, "zebra": 40,
+              "привет": 25}
+    vocab = learn_wordpiece(counts, 80)
+    assert vocab[:5] == list(BERT_RESERVED_TOKENS)
+    for char in set("".join(counts)):
+        assert char in vocab and "##" + char in vocab
+    path = tmp_path / "vocab.txt"
+    path.write_text("".join(token + "\n" for token in vocab), encoding="utf-8")
+    tf, tf_text = _tensorflow_text()
+    tokenizer = tf_text.BertTokenizer(str(path), lower_case=True, token_out_type=tf.string)
+    pieces = tokenizer.tokenize(list(counts)).merge_dims(-2, -1).to_list()
+    assert all(b"[UNK]" not in word for word in pieces)
+    assert pieces[1] == [b"cafe"] and pieces[4][0] == b"x" and pieces[4][1].startswith(b"##")
 
 
 def test_min_piece_count_caps_small_corpus_vocab():
