@@ -9,7 +9,7 @@ from dedup import pixel_embedder
 from dedup.beam_stage import (FULL_VIEW, MIRROR_VIEW, eval_detail_of, eval_views, verify_candidates,
                               view_geometries, view_geometry)
 from dedup.config import DedupConfig
-from dedup.images import content_box, crop_fractions, trim_uniform_borders
+from dedup.images import content_box, trim_uniform_borders
 from tests.dedup import fixtures
 
 
