@@ -181,36 +181,40 @@ def _split_pass(word_counts: WordCounts, whole_tokens: Set[str], suffix_tokens: 
     longest_suffix = max(map(len, suffix_tokens), default=0)
     for word, count in word_counts:
         n = len(word)
-        end = min(n, longest_whole)
-        while end > 0 and word[:end] not in whole_tokens:
-            end -= 1
+        end = _longest_piece(word, whole_tokens, longest_whole)
         if end == 0:
             continue  # no first piece: the library skips the word
         whole[word] = whole.get(word, 0) + count
         if end < n:
-            rest = word[end:]
-            if rest in arriving:
-                arriving[rest] += count
-            else:
-                arriving[rest] = count
-                by_length[n - end].append(rest)
+            _arrive(word[end:], count, arriving, by_length)
     for n in range(max(by_length, default=0), 0, -1):  # a rest's next rest is shorter
         for rest in by_length.pop(n, ()):
-            end = min(n, longest_suffix)
-            while end > 0 and rest[:end] not in suffix_tokens:
-                end -= 1
+            end = _longest_piece(rest, suffix_tokens, longest_suffix)
             if end == 0:  # a word that cannot be split: redo per word, it must add nothing
                 return _split_pass_exact(word_counts, whole_tokens, suffix_tokens, joined)
             count = arriving[rest]
             suffix[rest] = suffix.get(rest, 0) + count
             if end < n:
-                following = rest[end:]
-                if following in arriving:
-                    arriving[following] += count
-                else:
-                    arriving[following] = count
-                    by_length[n - end].append(following)
+                _arrive(rest[end:], count, arriving, by_length)
     return counts
+
+
+def _longest_piece(text: str, tokens: Set[str], longest: int) -> int:
+    """Length of the longest prefix of `text` in `tokens` (0: none); `longest` bounds it."""
+    end = min(len(text), longest)
+    while end > 0 and text[:end] not in tokens:
+        end -= 1
+    return end
+
+
+def _arrive(rest: str, count: int, arriving: Dict[str, int],
+            by_length: Dict[int, List[str]]) -> None:
+    """`count` words reach `rest`; a rest seen for the first time is queued by its length."""
+    if rest in arriving:
+        arriving[rest] += count
+    else:
+        arriving[rest] = count
+        by_length[len(rest)].append(rest)
 
 
 def _split_pass_exact(word_counts, whole_tokens, suffix_tokens, joined) -> _Counts:

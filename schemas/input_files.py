@@ -105,10 +105,16 @@ def create_file(path: str):
     filesystems = _beam_for(path)
     if filesystems is not None:
         return filesystems.create(path, compression_type="uncompressed")
-    gfile = _gfile(path)
-    if scheme_of(path) == "ram" and gfile.exists(path):
-        gfile.remove(path)  # TensorFlow's in-memory ram:// (tests) appends to a reopened file
-    return gfile.GFile(path, "wb")
+    clear_for_gfile_write(path)
+    return _gfile(path).GFile(path, "wb")
+
+
+def clear_for_gfile_write(path: str) -> None:
+    """Before tf.io.gfile writes or copies onto `path`: TensorFlow's in-memory ram:// (the tests'
+    stand-in for gs://) appends to a file opened again for writing, where every other file system
+    replaces it (TF 2.21), so an existing ram:// file is deleted. Nothing on any other scheme."""
+    if scheme_of(path) == "ram" and _gfile(path).exists(path):
+        _gfile(path).remove(path)
 
 
 def match_files(pattern: str) -> List[str]:

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from typing import Iterator, List
 
-from schemas.input_files import scheme_of
+from schemas.input_files import clear_for_gfile_write, scheme_of
 
 
 def is_url(path: str) -> bool:
@@ -34,14 +34,6 @@ def remote_file_errors() -> tuple:
     if tf is None:
         return ()
     return (tf.errors.NotFoundError, tf.errors.PermissionDeniedError)
-
-
-def _clear_for_writing(path: str) -> None:
-    """TensorFlow's in-memory ram:// file system (the tests' stand-in for gs://) appends to a
-    file opened again for writing or copied onto, where every other file system replaces it
-    (TF 2.21): an existing ram:// file is deleted first. Nothing is done on any other scheme."""
-    if scheme_of(path) == "ram" and _gfile().exists(path):
-        _gfile().remove(path)
 
 
 def absolute(path: str) -> str:
@@ -103,7 +95,7 @@ def write_bytes(path: str, data: bytes, atomic: bool = False) -> None:
     """Writes `data` to `path`, replacing it. atomic: locally through PATH.tmp renamed into
     place; an object store publishes an object whole when its upload completes."""
     if is_url(path):
-        _clear_for_writing(path)
+        clear_for_gfile_write(path)
         with _gfile().GFile(path, "wb") as f:
             f.write(data)
         return
@@ -159,5 +151,5 @@ def local_output(path: str) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="align-") as tmp:
         local = os.path.join(tmp, posixpath.basename(path.rstrip("/")) or "file")
         yield local
-        _clear_for_writing(path)
+        clear_for_gfile_write(path)
         _gfile().copy(local, path, overwrite=True)
