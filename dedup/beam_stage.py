@@ -111,8 +111,11 @@ def view_geometry(view: str) -> Geometry:
 
 
 def _trims(config: DedupConfig) -> bool:
-    """Views are cut from the trimmed image when the embedder trims its inputs (pixel)."""
-    return config.embedder == PIXEL_EMBEDDER and pixel_embedder.TRIM_BORDERS
+    """Views are cut from the trimmed image when the embedder's inputs are trimmed (pixel; a
+    SavedModel with savedmodel_trim_borders)."""
+    if config.embedder == PIXEL_EMBEDDER:
+        return pixel_embedder.TRIM_BORDERS
+    return config.savedmodel_trim_borders
 
 
 def _capped(image: Image.Image) -> Image.Image:

@@ -25,13 +25,16 @@ CALIBRATION_FORMAT = "align-dedup-calibration/1"
 
 # Defaults of the weight-free path, chosen on the tune split (docs/DEDUP.md, "Embedders"):
 # pixel embedder on trimmed images, 16 offset-crop views per eval image (each side cut by 0 or 7 %),
-# pairs whose coarse cosine is above 0.85 re-scored by the aligned colour check, a near-duplicate
-# when that aligned cosine is above 0.98.
+# a training image's best 3 eval images whose coarse cosine is above 0.7 re-scored by the aligned
+# colour check, a near-duplicate when the best aligned cosine is above 0.98. (One candidate above
+# 0.85 found 0.92 of ordinary copies on tune without the star-polygon series; three above 0.7 find
+# 0.966 at the same false drops: in a corpus of look-alikes a copy's own original is often not its
+# best coarse match. docs/DEDUP.md, "Three candidates".)
 DEFAULT_COSINE_THRESHOLD = 0.98
 DEFAULT_EVAL_VIEW_CUT_FRACTIONS = (0.07,)
 DEFAULT_EVAL_VIEW_MIRROR = False
-DEFAULT_VERIFY_CANDIDATES_ABOVE = 0.85
-DEFAULT_VERIFY_MAX_CANDIDATES = 1
+DEFAULT_VERIFY_CANDIDATES_ABOVE = 0.7
+DEFAULT_VERIFY_MAX_CANDIDATES = 3
 
 # Settings a calibration file fixes (with the flag that would set each one).
 CALIBRATED_FLAGS = {
@@ -41,6 +44,7 @@ CALIBRATED_FLAGS = {
     "eval_crop_fractions": "--dedup_eval_crop_fractions",
     "verify_candidates_above": "--dedup_verify_candidates_above",
     "verify_max_candidates": "--dedup_verify_max_candidates",
+    "savedmodel_trim_borders": "--dedup_savedmodel_trim_borders",
 }
 
 
@@ -96,6 +100,11 @@ class DedupConfig:
     # off (the coarse cosine decides, as with a SavedModel).
     verify_candidates_above: float = DEFAULT_VERIFY_CANDIDATES_ABOVE
     verify_max_candidates: int = DEFAULT_VERIFY_MAX_CANDIDATES
+    # A SavedModel embedder gets both sides without their uniform margins (images.content_box,
+    # the eval views cut from the trimmed image), as the pixel embedder always has them. Off by
+    # default: a threshold belongs to the inputs it was calibrated on. With the project's copy
+    # embedder it lifts bordered copies 0.45 -> 0.85 and 20 % crops ~0.1 (docs/DEDUP.md).
+    savedmodel_trim_borders: bool = False
     batch_size: int = 64  # images per embedder call
     # Where the threshold and views came from (stats, logs): "defaults of the pixel embedder",
     # "flags", or "calibration FILE (...)".
@@ -236,6 +245,10 @@ def add_dedup_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dedup_verify_max_candidates", type=int, default=None,
                    help="pixel embedder: eval images re-scored per training image, best coarse "
                         f"first (default {d.verify_max_candidates}; 0: no aligned check)")
+    g.add_argument("--dedup_savedmodel_trim_borders", default=None,
+                   action=argparse.BooleanOptionalAction,
+                   help="give a SavedModel embedder images without their uniform margins, both "
+                        f"sides (default {d.savedmodel_trim_borders}; the pixel embedder always trims)")
     g.add_argument("--dedup_batch_size", type=int, default=d.batch_size)
 
 
@@ -292,6 +305,7 @@ def calibration_record(config: DedupConfig, chosen_by: dict, measured: dict, com
         "eval_views": {"cut_fractions": list(config.eval_view_cut_fractions),
                        "mirror": config.eval_view_mirror,
                        "centre_crop_fractions": list(config.eval_crop_fractions)},
+        "inputs": {"savedmodel_trim_borders": config.savedmodel_trim_borders},
         "aligned_check": {"on": config.verifies,
                           "candidates_above": config.verify_candidates_above,
                           "max_candidates": config.verify_max_candidates},
@@ -344,7 +358,9 @@ def calibrated_settings(calibration: dict) -> dict:
             "eval_view_mirror": bool(views["mirror"]),
             "eval_crop_fractions": tuple(float(f) for f in views.get("centre_crop_fractions", ())),
             "verify_candidates_above": float(check["candidates_above"]),
-            "verify_max_candidates": int(check["max_candidates"]) if check.get("on", True) else 0}
+            "verify_max_candidates": int(check["max_candidates"]) if check.get("on", True) else 0,
+            "savedmodel_trim_borders": bool(calibration.get("inputs", {}).get(
+                "savedmodel_trim_borders", False))}
 
 
 def calibration_note(calibration: dict, path: str) -> str:

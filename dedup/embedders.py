@@ -4,18 +4,21 @@
 * `SavedModelEmbedderHandler`: any TF SavedModel with a signature (default `embed_image`)
   mapping `images` tf.string [None] (encoded bytes) to {"embedding": float32 [None, D]}: the
   trainer's export (WORKDIR/export) is one. Embeddings are L2-normalized here again, so any model
-  works with cosine.
+  works with cosine. With DedupConfig.savedmodel_trim_borders it gets images without their
+  uniform margins (model_input_or_none).
 Both take image bytes and return numpy float32 [D] unit vectors (zero for undecodable images with
 the pixel embedder), wrapped in `PredictionResult(example=bytes, inference=vector)`.
 """
+import io
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from dedup.config import PIXEL_EMBEDDER, DedupConfig
+from dedup.images import content_box
 from dedup.pixel_embedder import PixelEmbedder
-from schemas.image_decode import ImageDecodeError, model_input_bytes
+from schemas.image_decode import ImageDecodeError, decode_rgb, model_input_bytes
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -45,10 +48,14 @@ class PixelEmbedderHandler(ModelHandler[bytes, PredictionResult, PixelEmbedder])
 
 
 class SavedModelEmbedderHandler(ModelHandler[bytes, PredictionResult, Any]):
-    def __init__(self, model_dir: str, signature: str = "embed_image", batch_size: int = 64):
+    """With `trim_borders`, the model gets each image without its uniform margins."""
+
+    def __init__(self, model_dir: str, signature: str = "embed_image", batch_size: int = 64,
+                 trim_borders: bool = False):
         super().__init__(min_batch_size=1, max_batch_size=batch_size)
         self.model_dir = model_dir
         self.signature = signature
+        self.trim_borders = trim_borders
 
     def load_model(self) -> Any:
         import tensorflow as tf
@@ -64,7 +71,7 @@ class SavedModelEmbedderHandler(ModelHandler[bytes, PredictionResult, Any]):
                       inference_args: Optional[dict] = None) -> Iterable[PredictionResult]:
         import tensorflow as tf
 
-        inputs = [model_input_or_none(b) for b in batch]
+        inputs = [model_input_or_none(b, self.trim_borders) for b in batch]
         good = [i for i, data in enumerate(inputs) if data is not None]
         if not good:  # zero vectors of the right size: ask the model its size
             outputs = model.function(images=tf.constant([probe_image_bytes()], dtype=tf.string))
@@ -80,12 +87,23 @@ class SavedModelEmbedderHandler(ModelHandler[bytes, PredictionResult, Any]):
         return "dedup_savedmodel_embedder"
 
 
-def model_input_or_none(data: bytes) -> Optional[bytes]:
+def model_input_or_none(data: bytes, trim_borders: bool = False) -> Optional[bytes]:
     """What the SavedModel's own decoder gets (schemas.image_decode.model_input_bytes: EXIF
     orientation, alpha on white, first frame, pixel cap, as everywhere else), or None when the
     image does not decode: it then gets a zero vector, which matches nothing, as with the pixel
-    embedder, instead of failing the whole batch (and job) inside TensorFlow's decoder."""
+    embedder, instead of failing the whole batch (and job) inside TensorFlow's decoder.
+
+    trim_borders: an image with uniform margins (images.content_box) is cropped to its content
+    and handed over as a PNG (fast compression: it is decoded right away); one without margins
+    goes as above. Trimming decodes each image once more here."""
     try:
+        if trim_borders:
+            image = decode_rgb(data)
+            box = content_box(np.asarray(image))
+            if box != (0, 0) + image.size:
+                out = io.BytesIO()
+                image.crop(box).save(out, format="PNG", compress_level=1)
+                return out.getvalue()
         return model_input_bytes(data)
     except ImageDecodeError:
         return None
@@ -113,7 +131,8 @@ def make_model_handler(config: DedupConfig, with_phash: bool = False) -> ModelHa
     """The configured embedder; `with_phash` lets the pixel one return the pHash too."""
     if config.embedder == PIXEL_EMBEDDER:
         return PixelEmbedderHandler(batch_size=config.batch_size, with_phash=with_phash)
-    return SavedModelEmbedderHandler(config.embedder, config.savedmodel_signature, config.batch_size)
+    return SavedModelEmbedderHandler(config.embedder, config.savedmodel_signature, config.batch_size,
+                                     config.savedmodel_trim_borders)
 
 
 _IN_PROCESS_MODELS: dict = {}  # (embedder, signature) -> loaded model, for embed_in_process

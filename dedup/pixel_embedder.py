@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from dedup.images import (TRIM_MIN_RING_SHARE, TRIM_RELATIVE_TOLERANCE, TRIM_TOLERANCE, content_box,
-                          phash64)
+from dedup.images import (TRIM_MAX_ROUNDS, TRIM_MIN_RING_SHARE, TRIM_RELATIVE_TOLERANCE,
+                          TRIM_TOLERANCE, content_box, phash64)
 from schemas.image_decode import decode_rgb
 
 # Both sides are embedded without their uniform margins (dedup/images.py content_box).
@@ -83,7 +83,7 @@ class PixelEmbedder:
         return {"side_px": self.side_px, "blur_sigma_px": self.blur_sigma_px,
                 "trim_borders": self.trim_borders,
                 "trim": {"tolerance": TRIM_TOLERANCE, "relative_tolerance": TRIM_RELATIVE_TOLERANCE,
-                         "min_ring_share": TRIM_MIN_RING_SHARE},
+                         "min_ring_share": TRIM_MIN_RING_SHARE, "max_rounds": TRIM_MAX_ROUNDS},
                 "aligned_check": {"detail_side_px": DETAIL_SIDE_PX,
                                   "eval_detail_side_px": EVAL_DETAIL_SIDE_PX,
                                   "blur_sigma_px": DETAIL_BLUR_SIGMA_PX, "colour": "RGB",

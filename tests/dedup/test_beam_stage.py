@@ -1,4 +1,5 @@
 """End-to-end: FindNearDuplicatesOfEval on the FnApiRunner drops exactly the planted duplicates."""
+import io
 import logging
 
 import numpy as np
@@ -11,6 +12,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from dedup.beam_stage import FindNearDuplicatesOfEval, near_duplicate_record
 from dedup.config import DedupConfig
 from dedup.eval_inputs import EvalInputError
+from dedup.images import content_box
 from tests.dedup import fixtures
 
 
@@ -110,6 +112,33 @@ def test_savedmodel_handler_survives_images_its_decoder_cannot_take(tiny_export)
     assert np.allclose(vectors[0], vectors[2], atol=1e-5) and abs(np.linalg.norm(vectors[0]) - 1) < 1e-5
     only_bad = [r.inference for r in handler.run_inference([b"", png[:40]], model)]
     assert [v.shape for v in only_bad] == [(256,), (256,)] and not np.any(only_bad)
+
+
+def test_savedmodel_handler_trims_uniform_margins_when_asked(tiny_export):
+    # savedmodel_trim_borders: the model sees a padded copy as the drawing itself (both sides are
+    # trimmed the same way: a border in a colour, then the white page's margin).
+    from PIL import Image, ImageOps
+
+    from dedup.embedders import SavedModelEmbedderHandler, model_input_or_none
+
+    drawing = fixtures.make_clip_art(4)
+    box = content_box(np.asarray(drawing))
+    padded = ImageOps.expand(drawing, border=(30, 12, 8, 20), fill=(40, 160, 90))
+    sent = Image.open(io.BytesIO(model_input_or_none(fixtures.encode(padded, "PNG"), True)))
+    assert sent.format == "PNG" and sent.size == (box[2] - box[0], box[3] - box[1])
+    assert np.array_equal(np.asarray(sent.convert("RGB")), np.asarray(drawing.crop(box)))
+    full_bleed = fixtures.encode(fixtures.make_image(5), "PNG")  # no margin: its own bytes
+    assert model_input_or_none(full_bleed, True) == full_bleed
+    assert model_input_or_none(b"not an image", True) is None
+    handler = SavedModelEmbedderHandler(tiny_export, trim_borders=True)
+    model = handler.load_model()
+    one, two = [r.inference for r in handler.run_inference(
+        [fixtures.encode(padded, "PNG"), fixtures.encode(drawing.crop(box), "PNG")], model)]
+    assert np.allclose(one, two, atol=1e-5)
+    plain = SavedModelEmbedderHandler(tiny_export)
+    far = [r.inference for r in plain.run_inference(
+        [fixtures.encode(padded, "PNG"), fixtures.encode(drawing.crop(box), "PNG")], model)]
+    assert float(far[0] @ far[1]) < float(one @ two) - 1e-3
 
 
 def test_missing_eval_input_fails_at_construction(tmp_path):

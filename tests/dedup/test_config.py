@@ -28,8 +28,8 @@ def test_weight_free_defaults_views_aligned_check_and_threshold():
     assert config.cosine_threshold == 0.98 and config.threshold_source == "defaults"
     assert (config.eval_view_cut_fractions, config.eval_view_mirror, config.eval_crop_fractions) == (
         (0.07,), False, ())
-    assert (config.verify_candidates_above, config.verify_max_candidates) == (0.85, 1)
-    assert config.verifies and config.search_threshold == 0.85
+    assert (config.verify_candidates_above, config.verify_max_candidates) == (0.7, 3)
+    assert config.verifies and config.search_threshold == 0.7
     savedmodel = DedupConfig(embedder="gs://x/export")
     assert not savedmodel.verifies and savedmodel.search_threshold == savedmodel.cosine_threshold
     assert not DedupConfig(verify_max_candidates=0).verifies
@@ -51,6 +51,8 @@ def test_repeatable_eval_images_and_overrides_leave_beam_flags_alone():
     assert beam_args == ["--runner", "DataflowRunner"]
     assert parse(["--dedup_eval_view_cut_fractions", ""])[0].eval_view_cut_fractions == ()
     assert parse(["--no-dedup_eval_view_mirror"])[0].eval_view_mirror is False
+    assert config.savedmodel_trim_borders is False
+    assert parse(["--dedup_savedmodel_trim_borders"])[0].savedmodel_trim_borders is True
 
 
 def test_invalid_settings_are_rejected():
@@ -90,6 +92,20 @@ def test_calibration_file_round_trip(tmp_path):
     assert (config.eval_view_cut_fractions, config.eval_view_mirror) == ((0.05, 0.1), True)
     assert (config.verify_candidates_above, config.verify_max_candidates) == (0.8, 2)
     assert config.threshold_source.startswith(f"calibration {tmp_path / 'cal.json'} (target false_positive_rate")
+
+
+def test_calibration_carries_savedmodel_input_trimming(tmp_path):
+    model = tmp_path / "export"
+    model.mkdir()
+    (model / "saved_model.pb").write_bytes(b"model one")
+    record = write(tmp_path / "model.json", DedupConfig(embedder=str(model), savedmodel_trim_borders=True))
+    assert record["inputs"] == {"savedmodel_trim_borders": True}
+    config, _ = parse(["--eval_images", "e", "--dedup_embedder", str(model),
+                       "--dedup_calibration", str(tmp_path / "model.json")])
+    assert config.savedmodel_trim_borders is True and config.cosine_threshold == 0.9812
+    with pytest.raises(DedupFlagError, match="--dedup_savedmodel_trim_borders"):
+        parse(["--eval_images", "e", "--dedup_embedder", str(model), "--no-dedup_savedmodel_trim_borders",
+               "--dedup_calibration", str(tmp_path / "model.json")])
 
 
 def test_calibration_for_another_embedder_is_an_error_naming_both(tmp_path):

@@ -1,4 +1,5 @@
 """Eval-side views (count, geometry), uniform-border trimming and the aligned check, hand-made."""
+import dataclasses
 import io
 
 import numpy as np
@@ -9,7 +10,7 @@ from dedup import pixel_embedder
 from dedup.beam_stage import (FULL_VIEW, MIRROR_VIEW, eval_detail_of, eval_views, verify_candidates,
                               view_geometries, view_geometry)
 from dedup.config import DedupConfig
-from dedup.images import content_box, trim_uniform_borders
+from dedup.images import content_box, content_box_once, trim_uniform_borders
 from tests.dedup import fixtures
 
 
@@ -22,7 +23,10 @@ def drawing(size=(200, 150), box=(40, 30, 140, 110)) -> Image.Image:
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
     x0, y0, x1, y1 = box
-    draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=(200, 20, 20), width=3)
+    # red lines from corner to corner: the content reaches every edge of `box` without framing
+    # it (content_box trims a uniform frame too, as another margin)
+    draw.line((x0, y0, x1 - 1, y1 - 1), fill=(200, 20, 20), width=1)
+    draw.line((x0, y1 - 1, x1 - 1, y0), fill=(200, 20, 20), width=1)
     draw.ellipse((x0 + 10, y0 + 10, x0 + 50, y0 + 45), fill=(20, 120, 200))
     draw.polygon([(x1 - 40, y1 - 10), (x1 - 10, y1 - 10), (x1 - 25, y0 + 15)], fill=(240, 200, 0))
     return image
@@ -95,6 +99,11 @@ def test_pixel_views_are_cut_from_the_image_without_its_margins():
     model_views = dict(eval_views(("e", fixtures.encode(image)),
                                   DedupConfig(embedder="/some/export")))
     assert {decode(b).size for b in model_views.values()} >= {(172, 129), (200, 150)}
+    # ... unless it is given them trimmed: then its views are crops of the content, as the pixel one's.
+    trimmed_views = dict(eval_views(("e", fixtures.encode(image)),
+                                    DedupConfig(embedder="/some/export", savedmodel_trim_borders=True)))
+    assert {decode(b).size for k, b in trimmed_views.items() if k[1] != FULL_VIEW} >= {(93, 74), (100, 74)}
+    assert all(decode(b).size[0] <= 100 for k, b in trimmed_views.items() if k[1] != FULL_VIEW)
 
 
 def test_views_are_named_by_the_crop_left_after_the_embedder_trims_them():
@@ -130,6 +139,18 @@ def test_trimming_a_hand_made_drawing():
     assert content_box(np.asarray(fixtures.make_image(5))) == (0, 0, 160, 120)
 
 
+def test_a_coloured_border_around_a_drawing_on_white_is_trimmed_with_the_white_margin():
+    image = drawing()  # content (40, 30, 140, 110) on a 200 x 150 white page
+    bordered = ImageOps.expand(image, border=(17, 9, 23, 12), fill=(200, 30, 90))
+    assert content_box_once(np.asarray(bordered)) == (17, 9, 217, 159)  # the page, margin and all
+    assert content_box(np.asarray(bordered)) == (17 + 40, 9 + 30, 17 + 140, 9 + 110)
+    # Each round trims the margins of one colour: a frame inside the page is a third round.
+    framed = ImageOps.expand(ImageOps.expand(image, border=6, fill="black"), border=10, fill="white")
+    assert content_box(np.asarray(framed)) == (16 + 40, 16 + 30, 16 + 140, 16 + 110)
+    embedder = pixel_embedder.PixelEmbedder()
+    assert float(embedder.embed_image(image) @ embedder.embed_image(bordered)) > 0.999
+
+
 def test_trimming_keeps_the_content_when_only_one_side_has_a_margin():
     image = fixtures.make_image(6, size=(120, 100))
     padded = ImageOps.expand(image, border=(0, 0, 0, 30), fill=(0, 0, 0))  # black band at the bottom
@@ -163,9 +184,16 @@ def test_aligned_check_lines_up_an_offset_crop_and_rejects_another_drawing():
     other = verify_candidates(copy, [("other", FULL_VIEW, 0.9)], details, config)
     assert other[1] < 0.9
     # Candidates at or below verify_candidates_above, or beyond verify_max_candidates, are not run.
-    assert verify_candidates(copy, [("e", FULL_VIEW, 0.85)], details, config) is None
+    one = dataclasses.replace(config, verify_candidates_above=0.85, verify_max_candidates=1)
+    assert verify_candidates(copy, [("e", FULL_VIEW, 0.85)], details, one) is None
     assert verify_candidates(copy, [("other", FULL_VIEW, 0.95), ("e", FULL_VIEW, 0.9)], details,
-                             config)[0] == "other"
+                             one)[0] == "other"
+    # The defaults align the best three above 0.7: the own original wins though it ranks second.
+    assert (config.verify_candidates_above, config.verify_max_candidates) == (0.7, 3)
+    assert verify_candidates(copy, [("e", FULL_VIEW, 0.7)], details, config) is None
+    best = verify_candidates(copy, [("other", FULL_VIEW, 0.95), ("e", "cut l0.07 t0 r0 b0.07", 0.9)],
+                             details, config)
+    assert best[0] == "e" and best[1] == aligned[1]
 
 
 def test_mirror_view_is_checked_on_the_mirror_image():
