@@ -26,10 +26,12 @@ TRIM_MIN_RING_SHARE = 0.25
 # fraction of the edge's contrast) stays margin, faint line art on white stays content.
 TRIM_RELATIVE_TOLERANCE = 0.25
 TRIM_MIN_SIDE_PX = 4  # a content box smaller than this is noise on a blank canvas: keep the image
-# Margins are trimmed again inside the box found, up to this many rounds in all: a border added
-# around a drawing on white (copy-detection family pad_border, a frame, a letterbox around a
-# screenshot) leaves the white margin after its own colour is trimmed. On the tune split this
-# took pad_border's recall from 0.33 to 0.66 with the weight-free default, others within +-0.01.
+# Margins are trimmed again inside the box found, up to this many rounds in all, while a round
+# cut all four sides: a border added all around a drawing on white (copy-detection family
+# pad_border, a frame) leaves the white margin after its own colour is trimmed. On the tune split
+# this took pad_border's recall from 0.33 to 0.66 with the weight-free default, others within
+# +-0.01. A round that cut fewer sides ends it: a tricolour flag's first stripe is cut as a margin,
+# and a second round would cut the third and leave the middle stripe (Italy then matched Peru).
 TRIM_MAX_ROUNDS = 3
 
 
@@ -54,14 +56,15 @@ def _row_and_column_differences(pixels: np.ndarray, colour: np.ndarray):
 
 def content_box(pixels: np.ndarray, tolerance: int = TRIM_TOLERANCE) -> Tuple[int, int, int, int]:
     """(left, top, right, bottom) of `pixels` (uint8 [H, W, C] or [H, W]) without its uniform
-    margins, trimmed again inside the box found while that removes more (TRIM_MAX_ROUNDS rounds of
-    content_box_once at most)."""
+    margins: content_box_once, repeated inside the box found while the last round cut all four
+    sides (TRIM_MAX_ROUNDS rounds at most)."""
     left, top, right, bottom = 0, 0, pixels.shape[1], pixels.shape[0]
     for _ in range(TRIM_MAX_ROUNDS):
+        width, height = right - left, bottom - top
         box = content_box_once(pixels[top:bottom, left:right], tolerance)
-        if box == (0, 0, right - left, bottom - top):
-            break
         left, top, right, bottom = left + box[0], top + box[1], left + box[2], top + box[3]
+        if not (box[0] > 0 and box[1] > 0 and box[2] < width and box[3] < height):
+            break
     return left, top, right, bottom
 
 

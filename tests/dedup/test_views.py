@@ -149,6 +149,12 @@ def test_a_coloured_border_around_a_drawing_on_white_is_trimmed_with_the_white_m
     assert content_box(np.asarray(framed)) == (16 + 40, 16 + 30, 16 + 140, 16 + 110)
     embedder = pixel_embedder.PixelEmbedder()
     assert float(embedder.embed_image(image) @ embedder.embed_image(bordered)) > 0.999
+    # A round that does not cut all four sides is the last: a tricolour keeps two of its stripes
+    # (one round cuts the first as a margin; a second would leave the white stripe alone).
+    flag = Image.new("RGB", (90, 60), "white")
+    ImageDraw.Draw(flag).rectangle((0, 0, 29, 59), fill=(0, 146, 70))
+    ImageDraw.Draw(flag).rectangle((60, 0, 89, 59), fill=(206, 43, 55))
+    assert content_box(np.asarray(flag)) == content_box_once(np.asarray(flag)) == (30, 0, 90, 60)
 
 
 def test_trimming_keeps_the_content_when_only_one_side_has_a_margin():
