@@ -65,6 +65,9 @@ def init_on_sample(sample: List[np.ndarray], num_clusters: int, init: str, itera
     vectors = np.stack(sample).astype(np.float32) if len(sample) else np.zeros((0, 0), np.float32)
     if vectors.shape[0] == 0:
         raise ValueError("k-means: no non-zero vector to fit on")
+    # Beam hands the sample over in whatever order its bundles merged; the seeds are drawn by
+    # position, so sort the rows first: the same sample gives the same centroids on every run.
+    vectors = vectors[np.lexsort(vectors.T[::-1])]
     seeds = None
     if init == "kmeans++":
         seeds = kmeans_plus_plus(vectors, effective_num_clusters(num_clusters, len(vectors)), seed)
