@@ -16,7 +16,7 @@ import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from dedup.config import PIXEL_EMBEDDER, DedupConfig
-from dedup.images import content_box
+from dedup.images import trim_uniform_borders
 from dedup.pixel_embedder import PixelEmbedder
 from schemas.image_decode import ImageDecodeError, decode_rgb, model_input_bytes
 
@@ -93,16 +93,16 @@ def model_input_or_none(data: bytes, trim_borders: bool = False) -> Optional[byt
     image does not decode: it then gets a zero vector, which matches nothing, as with the pixel
     embedder, instead of failing the whole batch (and job) inside TensorFlow's decoder.
 
-    trim_borders: an image with uniform margins (images.content_box) is cropped to its content
+    trim_borders: an image with uniform margins (images.trim_uniform_borders) is cropped to its content
     and handed over as a PNG (fast compression: it is decoded right away); one without margins
     goes as above. Trimming decodes each image once more here."""
     try:
         if trim_borders:
             image = decode_rgb(data)
-            box = content_box(np.asarray(image))
-            if box != (0, 0) + image.size:
+            trimmed = trim_uniform_borders(image)
+            if trimmed is not image:
                 out = io.BytesIO()
-                image.crop(box).save(out, format="PNG", compress_level=1)
+                trimmed.save(out, format="PNG", compress_level=1)
                 return out.getvalue()
         return model_input_bytes(data)
     except ImageDecodeError:
