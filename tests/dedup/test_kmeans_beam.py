@@ -89,8 +89,11 @@ def test_update_keeps_the_centroid_of_an_empty_cluster():
 def test_beam_fit_recovers_well_separated_clusters(tmp_path, fanout):
     x, labels = clustered()
     zero = np.zeros((3, x.shape[1]), np.float32)  # undecodable images: left out, not clustered
+    # The init sample holds every vector: which 200 of 800 a random sample draws changes the
+    # k-means++ seeds, and ~1 in 15 draws put two seeds in one cluster that 4 passes do not
+    # separate (purity 0.875), a property of k-means++ on a sample, not of the Beam passes tested.
     centroids, history, count = run_fit(tmp_path, np.concatenate([x, zero]), num_clusters=8,
-                                        iterations=4, init_sample_size=200, seed=0, batch_size=64,
+                                        iterations=4, init_sample_size=1000, seed=0, batch_size=64,
                                         fanout=fanout)
     assert count == len(x) and centroids.shape == (8, x.shape[1])
     np.testing.assert_allclose(np.linalg.norm(centroids, axis=1), 1.0, atol=1e-5)
