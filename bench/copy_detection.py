@@ -58,8 +58,9 @@ class EvalSide:
     an original's views, or, with the pixel embedder's aligned check on (config.verifies), as
     SearchEvalIndexFn decides: per training image, its best coarse candidates above
     verify_candidates_above (at most verify_max_candidates) are aligned (beam_stage.
-    verify_candidates) and the best of them scores its aligned cosine; every other pair scores
-    NOT_A_CANDIDATE (never a match). The pHash first pass is counted apart (phash_hits)."""
+    verify_candidates) and the best of them scores its aligned score (pixel_embedder.
+    aligned_score); every other pair scores NOT_A_CANDIDATE (never a match). The pHash first
+    pass is counted apart (phash_hits)."""
 
     def __init__(self, keys, images, config):
         owner, blobs, names = [], [], []
@@ -179,7 +180,9 @@ def measure(args, config, meta, splits):
            "eval_crop_fractions": list(config.eval_crop_fractions),
            "eval_view_cut_fractions": list(config.eval_view_cut_fractions),
            "aligned_check": (f"candidates above {config.verify_candidates_above}, best "
-                             f"{config.verify_max_candidates}" if config.verifies else "off"),
+                             f"{config.verify_max_candidates}"
+                             + (f", local weight {config.verify_local_weight:g}"
+                                if config.verify_local_weight else "") if config.verifies else "off"),
            "phash_max_distance_bits": config.phash_max_distance_bits, "prevalence": args.prevalence}
     thresholds = sorted(set(SWEEP) | {config.cosine_threshold})
     rng = np.random.default_rng(args.seed)

@@ -16,13 +16,13 @@ no shuffle of the training set at all, let alone a 120x one.
 With the pixel embedder (the default) an eval image is indexed as several views (eval_views: the
 whole image, offset crops of it without its uniform margins, optionally its mirror image), and a
 training image's candidates (coarse cosine > verify_candidates_above) are re-scored by the aligned
-colour check (verify_candidates, pixel_embedder.aligned_cosine), whose cosine then decides
-(method "aligned"). The same functions serve benchmarks outside Beam:
+colour check (verify_candidates, pixel_embedder.aligned_score: the aligned cosine, optionally
+capped where the difference lies in one place), whose score then decides (method "aligned"). The same functions serve benchmarks outside Beam:
 
     eval_views(item, config)            -> ((eval_key, view), bytes) to embed, the whole image first
     view_geometry(view)                 -> (left, top, width, height, mirrored) of a view
     eval_detail_of(image_bytes, config) -> the eval image's EvalDetail for the aligned check (or None)
-    verify_candidates(image_bytes, candidates, details, config) -> (eval_key, aligned cosine) or None
+    verify_candidates(image_bytes, candidates, details, config) -> (eval_key, aligned score) or None
 
 Eval images that cannot be read (corrupt, decompression bombs, damaged shards: dedup/eval_inputs.py)
 do not fail the job: after the stage is applied, `stage.eval_errors` is a PCollection of dicts
@@ -211,12 +211,12 @@ def _one_blas_thread():
 def verify_candidates(image_bytes: bytes, candidates: Sequence[Tuple[str, str, float]],
                       details: Dict[str, EvalDetail], config: DedupConfig
                       ) -> Optional[Tuple[str, float]]:
-    """The second pass: (eval_key, aligned cosine) of the best of a training image's candidates,
+    """The second pass: (eval_key, aligned score) of the best of a training image's candidates,
     or None when none could be checked.
 
     candidates: (eval_key, view, coarse cosine), best coarse first; the first
     config.verify_max_candidates with coarse cosine > config.verify_candidates_above are aligned
-    (pixel_embedder.aligned_cosine, starting from the matched view). The caller compares the
+    (pixel_embedder.aligned_score, starting from the matched view). The caller compares the
     result with config.cosine_threshold."""
     chosen = [c for c in candidates
               if c[2] > config.verify_candidates_above and details.get(c[0]) is not None]
@@ -235,8 +235,9 @@ def verify_candidates(image_bytes: bytes, candidates: Sequence[Tuple[str, str, f
     with _one_blas_thread():
         for eval_key, view, _ in chosen:
             left, top, width, height, mirrored = view_geometry(view)
-            score = pixel_embedder.aligned_cosine(details[eval_key], training,
-                                                  (left, top, width, height), mirrored)
+            score = pixel_embedder.aligned_score(details[eval_key], training,
+                                                 (left, top, width, height), mirrored,
+                                                 config.verify_local_weight)
             if best is None or score > best[1]:
                 best = (eval_key, score)
     return best

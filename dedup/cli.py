@@ -70,7 +70,7 @@ def run_calibrate(args) -> int:
                                             args.target_family)
         thresholds = sorted(set(thresholds) | {chosen[0]})
     rows = calibrate.threshold_table(data, thresholds, args.positive_fraction)
-    score = ("aligned cosine (coarse cosine > %g first)" % config.verify_candidates_above
+    score = ("aligned score (coarse cosine > %g first)" % config.verify_candidates_above
              if config.verifies else "cosine, best over the eval views")
     from dedup.beam_stage import view_geometries
 

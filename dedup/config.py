@@ -26,7 +26,7 @@ CALIBRATION_FORMAT = "align-dedup-calibration/1"
 # Defaults of the weight-free path, chosen on the tune split (docs/DEDUP.md, "Embedders"):
 # pixel embedder on trimmed images, 16 offset-crop views per eval image (each side cut by 0 or 7 %),
 # a training image's best 3 eval images whose coarse cosine is above 0.7 re-scored by the aligned
-# colour check, a near-duplicate when the best aligned cosine is above 0.98. (One candidate above
+# colour check, a near-duplicate when the best aligned score is above 0.98. (One candidate above
 # 0.85 found 0.92 of ordinary copies on tune without the star-polygon series; three above 0.7 find
 # 0.966 at the same false drops: in a corpus of look-alikes a copy's own original is often not its
 # best coarse match. docs/DEDUP.md, "Three candidates".)
@@ -35,6 +35,11 @@ DEFAULT_EVAL_VIEW_CUT_FRACTIONS = (0.07,)
 DEFAULT_EVAL_VIEW_MIRROR = False
 DEFAULT_VERIFY_CANDIDATES_ABOVE = 0.7
 DEFAULT_VERIFY_MAX_CANDIDATES = 3
+# The aligned check's local cap (pixel_embedder.aligned_score): off. On the test split, weight 2
+# took the false drops outside the same drawing and its series from 6.0 to 4.5 per 1,000 and
+# ordinary copies 0.855 -> 0.853, but an overlay is a difference in one place too: text overlays
+# 0.44 -> 0.35, emoji overlays 0.29 -> 0.10 (docs/DEDUP.md, "Where the difference lies").
+DEFAULT_VERIFY_LOCAL_WEIGHT = 0.0
 
 # Settings a calibration file fixes (with the flag that would set each one).
 CALIBRATED_FLAGS = {
@@ -44,6 +49,7 @@ CALIBRATED_FLAGS = {
     "eval_crop_fractions": "--dedup_eval_crop_fractions",
     "verify_candidates_above": "--dedup_verify_candidates_above",
     "verify_max_candidates": "--dedup_verify_max_candidates",
+    "verify_local_weight": "--dedup_verify_local_weight",
     "savedmodel_trim_borders": "--dedup_savedmodel_trim_borders",
 }
 
@@ -78,7 +84,7 @@ class DedupConfig:
     # ... and to every 3-combination of them: C(10, 3) = 120 buckets.
     clusters_per_bucket: int = 3
     # A pair is a near-duplicate when its cosine > this. With the pixel embedder and the aligned
-    # check on, the cosine is the aligned one (pixel_embedder.aligned_cosine); otherwise the
+    # check on, the cosine is the aligned score (pixel_embedder.aligned_score); otherwise the
     # embedder's (paper, Appendix A: 0.975 for the paper's embedder; calibrate yours with
     # `align-dedup calibrate`).
     cosine_threshold: float = DEFAULT_COSINE_THRESHOLD
@@ -96,10 +102,14 @@ class DedupConfig:
     eval_crop_fractions: Tuple[float, ...] = ()
     # Aligned check (pixel embedder only): a training image's best `verify_max_candidates` eval
     # images whose coarse cosine (max over views) is above `verify_candidates_above` are re-scored
-    # by pixel_embedder.aligned_cosine; that score decides against cosine_threshold. 0 candidates:
+    # by pixel_embedder.aligned_score; that score decides against cosine_threshold. 0 candidates:
     # off (the coarse cosine decides, as with a SavedModel).
     verify_candidates_above: float = DEFAULT_VERIFY_CANDIDATES_ABOVE
     verify_max_candidates: int = DEFAULT_VERIFY_MAX_CANDIDATES
+    # > 0: the aligned score is min(aligned cosine, 1 - this x the squared difference of the
+    # thumbnails in their worst 12 px window): a precision setting against variants of a drawing
+    # (a wink for a smile) that also rejects copies with an overlay. 0: the aligned cosine decides.
+    verify_local_weight: float = DEFAULT_VERIFY_LOCAL_WEIGHT
     # A SavedModel embedder gets both sides without their uniform margins (images.content_box,
     # the eval views cut from the trimmed image), as the pixel embedder always has them. Off by
     # default: a threshold belongs to the inputs it was calibrated on. With the project's copy
@@ -131,6 +141,8 @@ class DedupConfig:
                 raise ValueError(f"eval view cut fractions must be in (0, 0.5), got {fraction}")
         if self.verify_max_candidates < 0 or not -1.0 <= self.verify_candidates_above <= 1.0:
             raise ValueError("need verify_max_candidates >= 0 and verify_candidates_above in [-1, 1]")
+        if self.verify_local_weight < 0:
+            raise ValueError(f"verify_local_weight must be >= 0, got {self.verify_local_weight}")
 
     @property
     def verifies(self) -> bool:
@@ -227,7 +239,7 @@ def add_dedup_flags(parser: argparse.ArgumentParser) -> None:
                         "must be --dedup_embedder); do not combine with their flags")
     g.add_argument("--dedup_cosine_threshold", type=float, default=None,
                    help=f"near-duplicate when cosine > this (default {d.cosine_threshold}: the "
-                        "aligned cosine of the pixel embedder, tune split; the paper's 0.975 is "
+                        "aligned score of the pixel embedder, tune split; the paper's 0.975 is "
                         "for its embedder: calibrate a SavedModel)")
     g.add_argument("--dedup_phash_max_distance_bits", type=int, default=d.phash_max_distance_bits,
                    help="pHash first pass: Hamming distance for a copy (-1: off)")
@@ -245,6 +257,11 @@ def add_dedup_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dedup_verify_max_candidates", type=int, default=None,
                    help="pixel embedder: eval images re-scored per training image, best coarse "
                         f"first (default {d.verify_max_candidates}; 0: no aligned check)")
+    g.add_argument("--dedup_verify_local_weight", type=float, default=None,
+                   help="pixel embedder: cap the aligned score at 1 - W x the thumbnails' squared "
+                        "difference in their worst 12 px window; fewer variants of a drawing "
+                        "dropped, fewer copies with an overlay found (default "
+                        f"{d.verify_local_weight:g}: off; 2 was measured)")
     g.add_argument("--dedup_savedmodel_trim_borders", default=None,
                    action=argparse.BooleanOptionalAction,
                    help="give a SavedModel embedder images without their uniform margins, both "
@@ -308,7 +325,8 @@ def calibration_record(config: DedupConfig, chosen_by: dict, measured: dict, com
         "inputs": {"savedmodel_trim_borders": config.savedmodel_trim_borders},
         "aligned_check": {"on": config.verifies,
                           "candidates_above": config.verify_candidates_above,
-                          "max_candidates": config.verify_max_candidates},
+                          "max_candidates": config.verify_max_candidates,
+                          "local_weight": config.verify_local_weight},
         "cosine_threshold": config.cosine_threshold,
         "chosen_by": chosen_by,
         "measured": measured,
@@ -359,6 +377,7 @@ def calibrated_settings(calibration: dict) -> dict:
             "eval_crop_fractions": tuple(float(f) for f in views.get("centre_crop_fractions", ())),
             "verify_candidates_above": float(check["candidates_above"]),
             "verify_max_candidates": int(check["max_candidates"]) if check.get("on", True) else 0,
+            "verify_local_weight": float(check.get("local_weight", 0.0)),
             "savedmodel_trim_borders": bool(calibration.get("inputs", {}).get(
                 "savedmodel_trim_borders", False))}
 

@@ -49,6 +49,15 @@ ALIGN_GIVE_UP_BELOW = 0.9
 ALIGN_GIVE_UP_AT_START = 0.6
 ALIGN_GOOD_ENOUGH = 0.995  # stop as soon as a crop scores above this: a copy, whatever the rest
 ALIGN_MAX_MOVES_PER_STEP = 3  # passes over the four edges per step size
+# The aligned score may cap the aligned cosine by where the two thumbnails differ
+# (DedupConfig.verify_local_weight, off by default): a copy differs from its original a little
+# everywhere (re-encoding, brightness, a crop lined up to a pixel), a variant of a drawing in one
+# place (a wink for a smile, a padlock open or shut, another medal), and so does an overlay.
+# With unit thumbnails t and c, 1 - cos = |t - c|^2 / 2; the score is
+# min(cos, 1 - weight x the largest |t - c|^2 in a window of LOCAL_WINDOW_PX (a quarter of the
+# side; windows every half window, 7 x 7). At weight 2 no window may hold more than a quarter of
+# the squared difference the whole image is allowed at the threshold.
+LOCAL_WINDOW_PX = 12
 
 
 class PixelEmbedding(NamedTuple):
@@ -91,7 +100,8 @@ class PixelEmbedder:
                                   "max_shift": ALIGN_MAX_SHIFT, "give_up_below": ALIGN_GIVE_UP_BELOW,
                                   "give_up_at_start": ALIGN_GIVE_UP_AT_START,
                                   "good_enough": ALIGN_GOOD_ENOUGH,
-                                  "max_moves_per_step": ALIGN_MAX_MOVES_PER_STEP}}
+                                  "max_moves_per_step": ALIGN_MAX_MOVES_PER_STEP,
+                                  "local_window_px": LOCAL_WINDOW_PX}}
 
     def embed_image(self, image: Image.Image) -> np.ndarray:
         return self._embed(image)[0]
@@ -222,6 +232,11 @@ class _Aligner:
         self._columns: dict = {}
 
     def score(self, cuts) -> float:
+        crop = self.crop(cuts)
+        return float(np.dot(crop, self.training)) if crop.any() else 0.0
+
+    def crop(self, cuts) -> np.ndarray:
+        """The crop between `cuts`, as a unit thumbnail like the training detail (zero if flat)."""
         left, top, right, bottom = (round(c, 6) for c in cuts)
         rows = self._rows.get((top, bottom))
         if rows is None:  # [48, S, 3] -> [48, 3, S]
@@ -234,7 +249,7 @@ class _Aligner:
         crop = (rows @ columns).ravel()  # [48 rows, 3 channels, 48 columns]
         crop -= crop.mean()
         norm = float(np.dot(crop, crop)) ** 0.5
-        return float(np.dot(crop, self.training)) / norm if norm > 1e-3 else 0.0
+        return crop / norm if norm > 1e-3 else np.zeros_like(crop)
 
 
 def start_cuts(detail: EvalDetail, view: Tuple[float, float, float, float],
@@ -254,14 +269,45 @@ def start_cuts(detail: EvalDetail, view: Tuple[float, float, float, float],
 def aligned_cosine(detail: EvalDetail, training: np.ndarray,
                    view: Tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
                    mirrored: bool = False) -> float:
-    """Cosine of the training detail and the best-aligned crop of the eval detail.
+    """Cosine of the training detail and the best-aligned crop of the eval detail (see _align)."""
+    return _align(detail, training, view, mirrored)[0]
+
+
+def aligned_score(detail: EvalDetail, training: np.ndarray,
+                  view: Tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
+                  mirrored: bool = False, local_weight: float = 0.0) -> float:
+    """What the aligned check decides on: the aligned cosine, capped (local_weight > 0) by
+    1 - local_weight x worst_window_residual of the best-aligned crop."""
+    cosine, crop = _align(detail, training, view, mirrored)
+    if local_weight <= 0 or crop is None or cosine < ALIGN_GIVE_UP_BELOW:  # no cap, or no copy
+        return cosine
+    return min(cosine, 1.0 - local_weight * worst_window_residual(training, crop))
+
+
+def worst_window_residual(training: np.ndarray, crop: np.ndarray) -> float:
+    """Largest |training - crop|^2 (unit thumbnails in [row, channel, column] order) summed over
+    a LOCAL_WINDOW_PX square, of the windows every LOCAL_WINDOW_PX / 2 pixels."""
+    side, window = DETAIL_SIDE_PX, LOCAL_WINDOW_PX
+    energy = np.square(training - crop).reshape(side, 3, side).sum(axis=1)  # [rows, columns]
+    summed = np.pad(energy.astype(np.float64), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    starts = np.arange(0, side - window + 1, window // 2)
+    top, left = starts[:, None], starts[None, :]
+    windows = (summed[top + window, left + window] - summed[top, left + window]
+               - summed[top + window, left] + summed[top, left])
+    return float(windows.max())
+
+
+def _align(detail: EvalDetail, training: np.ndarray, view: Tuple[float, float, float, float],
+           mirrored: bool) -> Tuple[float, Optional[np.ndarray]]:
+    """(cosine, unit crop) of the best-aligned crop of the eval detail (crop None: flat training
+    detail).
 
     Coordinate ascent over the crop's four edges (ALIGN_STEPS), starting at `view` (the eval view
     the coarse search matched; mirrored: the mirror image of the eval image); each edge stays
     within ALIGN_MAX_SHIFT of its start. About 25-40 crops scored: run only for candidate pairs.
     """
     if not training.any():
-        return 0.0
+        return 0.0, None
     pixels = detail.pixels[:, ::-1] if mirrored else detail.pixels
     cuts_start = start_cuts(detail, view, mirrored)
     aligner = _Aligner(pixels, training)
@@ -270,7 +316,7 @@ def aligned_cosine(detail: EvalDetail, training: np.ndarray,
     cuts = [max(0.0, c) for c in cuts_start]
     best = aligner.score(cuts)
     if best < ALIGN_GIVE_UP_AT_START:
-        return best
+        return best, aligner.crop(cuts)
     for level, step in enumerate(ALIGN_STEPS):
         if level == 1 and best < ALIGN_GIVE_UP_BELOW:
             break
@@ -286,4 +332,4 @@ def aligned_cosine(detail: EvalDetail, training: np.ndarray,
                     score = aligner.score(trial)
                     if score > best:
                         best, cuts, improved = score, trial, True
-    return best
+    return best, aligner.crop(cuts)

@@ -30,6 +30,7 @@ def test_weight_free_defaults_views_aligned_check_and_threshold():
         (0.07,), False, ())
     assert (config.verify_candidates_above, config.verify_max_candidates) == (0.7, 3)
     assert config.verifies and config.search_threshold == 0.7
+    assert config.verify_local_weight == 0.0  # the local cap is opt-in
     savedmodel = DedupConfig(embedder="gs://x/export")
     assert not savedmodel.verifies and savedmodel.search_threshold == savedmodel.cosine_threshold
     assert not DedupConfig(verify_max_candidates=0).verifies
@@ -53,6 +54,7 @@ def test_repeatable_eval_images_and_overrides_leave_beam_flags_alone():
     assert parse(["--no-dedup_eval_view_mirror"])[0].eval_view_mirror is False
     assert config.savedmodel_trim_borders is False
     assert parse(["--dedup_savedmodel_trim_borders"])[0].savedmodel_trim_borders is True
+    assert parse(["--dedup_verify_local_weight", "2"])[0].verify_local_weight == 2.0
 
 
 def test_invalid_settings_are_rejected():
@@ -64,6 +66,8 @@ def test_invalid_settings_are_rejected():
         DedupConfig(eval_view_cut_fractions=(0.5,))
     with pytest.raises(ValueError):
         DedupConfig(num_clusters=1 << 22)  # K^3 must fit an int64 bucket key
+    with pytest.raises(ValueError):
+        DedupConfig(verify_local_weight=-1.0)
 
 
 def write(path, config, threshold=0.9812):
@@ -78,19 +82,22 @@ def write(path, config, threshold=0.9812):
 
 def test_calibration_file_round_trip(tmp_path):
     made_with = DedupConfig(eval_view_cut_fractions=(0.05, 0.1), eval_view_mirror=True,
-                            verify_candidates_above=0.8, verify_max_candidates=2)
+                            verify_candidates_above=0.8, verify_max_candidates=2,
+                            verify_local_weight=2.0)
     record = write(tmp_path / "cal.json", made_with)
     on_disk = json.loads((tmp_path / "cal.json").read_text())
     assert on_disk == record == read_calibration(str(tmp_path / "cal.json"))
     assert on_disk["embedder"]["id"] == "pixel" and on_disk["embedder"]["parameters"]["trim_borders"]
     assert on_disk["eval_views"] == {"cut_fractions": [0.05, 0.1], "mirror": True,
                                      "centre_crop_fractions": []}
-    assert on_disk["aligned_check"] == {"on": True, "candidates_above": 0.8, "max_candidates": 2}
+    assert on_disk["aligned_check"] == {"on": True, "candidates_above": 0.8, "max_candidates": 2,
+                                        "local_weight": 2.0}
     assert on_disk["chosen_by"]["target"] == "false_positive_rate" and on_disk["date"]
     config, _ = parse(["--eval_images", "e", "--dedup_calibration", str(tmp_path / "cal.json")])
     assert config.cosine_threshold == 0.9812
     assert (config.eval_view_cut_fractions, config.eval_view_mirror) == ((0.05, 0.1), True)
     assert (config.verify_candidates_above, config.verify_max_candidates) == (0.8, 2)
+    assert config.verify_local_weight == 2.0
     assert config.threshold_source.startswith(f"calibration {tmp_path / 'cal.json'} (target false_positive_rate")
 
 

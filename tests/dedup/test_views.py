@@ -209,3 +209,46 @@ def test_mirror_view_is_checked_on_the_mirror_image():
     copy = fixtures.encode(ImageOps.mirror(original), "JPEG", quality=85)
     assert verify_candidates(copy, [("e", MIRROR_VIEW, 0.95)], details, config)[1] > 0.99
     assert verify_candidates(copy, [("e", FULL_VIEW, 0.95)], details, config)[1] < 0.9
+
+
+def test_worst_window_residual_is_the_largest_squared_difference_in_a_12_px_window():
+    side = pixel_embedder.DETAIL_SIDE_PX
+    assert (side, pixel_embedder.LOCAL_WINDOW_PX) == (48, 12)
+    index = lambda row, channel, column: (row * 3 + channel) * side + column  # [row, channel, column]
+    training, crop = np.zeros(side * 3 * side, np.float32), np.zeros(side * 3 * side, np.float32)
+    # two unit vectors, one pixel each, far apart: no window holds both, each holds 1
+    training[index(5, 0, 5)], crop[index(30, 1, 40)] = 1.0, 1.0
+    assert pixel_embedder.worst_window_residual(training, crop) == pytest.approx(1.0)
+    # 0.1 everywhere: 3 channels x 144 pixels x 0.01 in every window
+    assert pixel_embedder.worst_window_residual(
+        np.zeros_like(crop), np.full_like(crop, 0.1)) == pytest.approx(4.32, rel=1e-5)
+    # the same squared difference in two pixels of one window (rows 13-14: windows at 6 and 12)
+    training[:], crop[:] = 0.0, 0.0
+    training[index(13, 2, 20)], crop[index(14, 2, 20)] = 1.0, 1.0
+    assert pixel_embedder.worst_window_residual(training, crop) == pytest.approx(2.0)
+
+
+def test_local_weight_caps_a_difference_in_one_place_not_a_copy():
+    """A variant of a drawing (an 8 px dot added, like a wink for a smile) lines up as well as a
+    copy (cosine > 0.98), but its difference sits in one window; a rescaled, cropped JPEG copy
+    differs a little everywhere and keeps its score. Off by default."""
+    config = DedupConfig(verify_local_weight=2.0)
+    original = drawing(size=(240, 200), box=(20, 20, 220, 180))
+    detail = eval_detail_of(fixtures.encode(original), config)
+    variant = original.copy()
+    ImageDraw.Draw(variant).ellipse((146, 56, 154, 64), fill=(40, 40, 40))
+    training = pixel_embedder.training_detail(decode(fixtures.encode(variant, "JPEG", quality=85)))
+    cosine = pixel_embedder.aligned_cosine(detail, training)
+    score = pixel_embedder.aligned_score(detail, training, local_weight=2.0)
+    assert cosine > config.cosine_threshold > 0.975 > score
+    assert pixel_embedder.aligned_score(detail, training) == cosine  # weight 0: no cap
+    copy = original.crop((8, 5, 235, 196)).resize((300, 260), Image.BICUBIC)
+    training = pixel_embedder.training_detail(decode(fixtures.encode(copy, "JPEG", quality=80)))
+    assert (pixel_embedder.aligned_score(detail, training, local_weight=2.0)
+            == pixel_embedder.aligned_cosine(detail, training) > 0.995)
+    # the stage decides on the score: with the weight the variant is no near-duplicate
+    details = {"e": detail}
+    variant_bytes = fixtures.encode(variant, "JPEG", quality=85)
+    assert verify_candidates(variant_bytes, [("e", FULL_VIEW, 0.95)], details, config)[1] == score
+    assert verify_candidates(variant_bytes, [("e", FULL_VIEW, 0.95)], details,
+                             DedupConfig())[1] == cosine
