@@ -232,11 +232,15 @@ class _Aligner:
         self._columns: dict = {}
 
     def score(self, cuts) -> float:
-        crop = self.crop(cuts)
-        return float(np.dot(crop, self.training)) if crop.any() else 0.0
+        crop, norm = self._centred_crop(cuts)
+        return float(np.dot(crop, self.training)) / norm if norm > 1e-3 else 0.0
 
     def crop(self, cuts) -> np.ndarray:
         """The crop between `cuts`, as a unit thumbnail like the training detail (zero if flat)."""
+        crop, norm = self._centred_crop(cuts)
+        return crop / norm if norm > 1e-3 else np.zeros_like(crop)
+
+    def _centred_crop(self, cuts) -> Tuple[np.ndarray, float]:
         left, top, right, bottom = (round(c, 6) for c in cuts)
         rows = self._rows.get((top, bottom))
         if rows is None:  # [48, S, 3] -> [48, 3, S]
@@ -248,8 +252,7 @@ class _Aligner:
             columns = self._columns[(left, right)] = _resample_matrix(left, right, self.blur).T
         crop = (rows @ columns).ravel()  # [48 rows, 3 channels, 48 columns]
         crop -= crop.mean()
-        norm = float(np.dot(crop, crop)) ** 0.5
-        return crop / norm if norm > 1e-3 else np.zeros_like(crop)
+        return crop, float(np.dot(crop, crop)) ** 0.5
 
 
 def start_cuts(detail: EvalDetail, view: Tuple[float, float, float, float],
@@ -278,10 +281,10 @@ def aligned_score(detail: EvalDetail, training: np.ndarray,
                   mirrored: bool = False, local_weight: float = 0.0) -> float:
     """What the aligned check decides on: the aligned cosine, capped (local_weight > 0) by
     1 - local_weight x worst_window_residual of the best-aligned crop."""
-    cosine, crop = _align(detail, training, view, mirrored)
-    if local_weight <= 0 or crop is None or cosine < ALIGN_GIVE_UP_BELOW:  # no cap, or no copy
+    cosine, aligner, cuts = _align(detail, training, view, mirrored)
+    if local_weight <= 0 or aligner is None or cosine < ALIGN_GIVE_UP_BELOW:  # no cap, no copy
         return cosine
-    return min(cosine, 1.0 - local_weight * worst_window_residual(training, crop))
+    return min(cosine, 1.0 - local_weight * worst_window_residual(training, aligner.crop(cuts)))
 
 
 def worst_window_residual(training: np.ndarray, crop: np.ndarray) -> float:
@@ -298,16 +301,16 @@ def worst_window_residual(training: np.ndarray, crop: np.ndarray) -> float:
 
 
 def _align(detail: EvalDetail, training: np.ndarray, view: Tuple[float, float, float, float],
-           mirrored: bool) -> Tuple[float, Optional[np.ndarray]]:
-    """(cosine, unit crop) of the best-aligned crop of the eval detail (crop None: flat training
-    detail).
+           mirrored: bool) -> Tuple[float, Optional["_Aligner"], List[float]]:
+    """(cosine, aligner, cuts) of the best-aligned crop of the eval detail (aligner None: flat
+    training detail, nothing aligned).
 
     Coordinate ascent over the crop's four edges (ALIGN_STEPS), starting at `view` (the eval view
     the coarse search matched; mirrored: the mirror image of the eval image); each edge stays
     within ALIGN_MAX_SHIFT of its start. About 25-40 crops scored: run only for candidate pairs.
     """
     if not training.any():
-        return 0.0, None
+        return 0.0, None, []
     pixels = detail.pixels[:, ::-1] if mirrored else detail.pixels
     cuts_start = start_cuts(detail, view, mirrored)
     aligner = _Aligner(pixels, training)
@@ -316,7 +319,7 @@ def _align(detail: EvalDetail, training: np.ndarray, view: Tuple[float, float, f
     cuts = [max(0.0, c) for c in cuts_start]
     best = aligner.score(cuts)
     if best < ALIGN_GIVE_UP_AT_START:
-        return best, aligner.crop(cuts)
+        return best, aligner, cuts
     for level, step in enumerate(ALIGN_STEPS):
         if level == 1 and best < ALIGN_GIVE_UP_BELOW:
             break
@@ -332,4 +335,4 @@ def _align(detail: EvalDetail, training: np.ndarray, view: Tuple[float, float, f
                     score = aligner.score(trial)
                     if score > best:
                         best, cuts, improved = score, trial, True
-    return best, aligner.crop(cuts)
+    return best, aligner, cuts
