@@ -36,7 +36,7 @@ DEFAULT_EVAL_VIEW_MIRROR = False
 DEFAULT_VERIFY_CANDIDATES_ABOVE = 0.7
 DEFAULT_VERIFY_MAX_CANDIDATES = 3
 # The aligned check's local cap (pixel_embedder.aligned_score): off. On the test split, weight 2
-# took the false drops outside the same drawing and its series from 6.0 to 4.5 per 1,000 and
+# took the false drops outside the same drawing and its series from 3.5 to 2.0 per 1,000 and
 # ordinary copies 0.855 -> 0.853, but an overlay is a difference in one place too: text overlays
 # 0.44 -> 0.35, emoji overlays 0.29 -> 0.10 (docs/DEDUP.md, "Where the difference lies").
 DEFAULT_VERIFY_LOCAL_WEIGHT = 0.0
