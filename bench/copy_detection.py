@@ -175,14 +175,20 @@ def excluded_captions(args):
     return sorted(set(args.exclude_captions.split(","))) if args.exclude_captions else []
 
 
+def aligned_check_text(config) -> str:
+    if not config.verifies:
+        return "off"
+    text = f"candidates above {config.verify_candidates_above}, best {config.verify_max_candidates}"
+    if config.verify_local_weight:
+        text += f", local weight {config.verify_local_weight:g}"
+    return text
+
+
 def measure(args, config, meta, splits):
     out = {"split": args.split, "embedder": config.embedder, "threshold": config.cosine_threshold,
            "eval_crop_fractions": list(config.eval_crop_fractions),
            "eval_view_cut_fractions": list(config.eval_view_cut_fractions),
-           "aligned_check": (f"candidates above {config.verify_candidates_above}, best "
-                             f"{config.verify_max_candidates}"
-                             + (f", local weight {config.verify_local_weight:g}"
-                                if config.verify_local_weight else "") if config.verifies else "off"),
+           "aligned_check": aligned_check_text(config),
            "phash_max_distance_bits": config.phash_max_distance_bits, "prevalence": args.prevalence}
     thresholds = sorted(set(SWEEP) | {config.cosine_threshold})
     rng = np.random.default_rng(args.seed)
