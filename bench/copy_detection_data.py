@@ -186,8 +186,8 @@ def drawing_signatures(images: Sequence[Image.Image]) -> Signatures:
     phashes = np.array([safe_phash(encode_png(image)) or 0 for image in images], dtype=np.uint64)
     pixels = [np.asarray(image.resize((64, 64), Image.Resampling.BILINEAR)).tobytes()
               for image in images]
-    trimmed = np.array([safe_phash(encode_png(trim_uniform_borders(image.convert("RGB")))) or 0
-                        for image in images], dtype=np.uint64)
+    trimmed = np.array([safe_phash(encode_png(trim_uniform_borders(image))) or 0 for image in images],
+                       dtype=np.uint64)
     return phashes, pixels, trimmed
 
 

@@ -17,7 +17,8 @@ With the pixel embedder (the default) an eval image is indexed as several views 
 whole image, offset crops of it without its uniform margins, optionally its mirror image), and a
 training image's candidates (coarse cosine > verify_candidates_above) are re-scored by the aligned
 colour check (verify_candidates, pixel_embedder.aligned_score: the aligned cosine, optionally
-capped where the difference lies in one place), whose score then decides (method "aligned"). The same functions serve benchmarks outside Beam:
+capped where the difference lies in one place), whose score then decides (method "aligned").
+The same functions serve benchmarks outside Beam:
 
     eval_views(item, config)            -> ((eval_key, view), bytes) to embed, the whole image first
     view_geometry(view)                 -> (left, top, width, height, mirrored) of a view
