@@ -31,6 +31,7 @@ import sys
 import time
 
 import numpy as np
+from scipy.stats import binomtest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -142,6 +143,15 @@ def metrics(c, row, prevalence):
             "precision": hit / (hit + (1 - prevalence) * fpr_clean) if hit + fpr_clean > 0 else None}
 
 
+def interval(k: int, n: int, scale: float = 1.0, digits: int = 3) -> str:
+    """The exact (Clopper-Pearson) 95 % interval of k of n, times scale, as "low-high": with ~2,000
+    unrelated images a false-drop rate of a few per 1,000 rests on a handful of images."""
+    if n == 0:
+        return "-"
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method="exact")
+    return f"{scale * ci.low:.{digits}f}-{scale * ci.high:.{digits}f}"
+
+
 def add_counts(parts):
     total = {k: sum(p[k] for p in parts) for k in ("n", "negatives", "negatives_same", "top1")}
     total["sweep"] = [{k: (rows[0][k] if k == "threshold" else sum(r[k] for r in rows)) for k in rows[0]}
@@ -165,6 +175,8 @@ def false_drops(side, config, images, same, same_caption, thresholds):
         rows.append({"threshold": t, "dropped": int(dropped.sum()), "filed_twice": int(filed_twice.sum()),
                      "via_phash_only": int(via_phash.sum()),
                      "same_caption": int((match & same_caption).any(1).sum()),
+                     "dropped_clean": int((dropped & ~filed_twice).sum()),
+                     "dropped_unrelated": int((dropped & ~related).sum()),
                      "per_1000": 1e3 * dropped.mean(),
                      "per_1000_clean": 1e3 * (dropped & ~filed_twice).mean(),
                      "per_1000_unrelated": 1e3 * (dropped & ~related).mean()})
@@ -246,8 +258,8 @@ def report(out, config):
           f"{out['phash_max_distance_bits']} bits; precision at {p:g} prevalence"
           + (f"; images captioned {out['excluded_captions']} left out" if out.get("excluded_captions")
              else "") + "\n")
-    print("| group | family | copies | recall | top-1 | FPR | FPR w/o filed twice | FP pairs filed twice "
-          f"| precision@{p:g} |\n|---|---|---|---|---|---|---|---|---|")
+    print("| group | family | copies | recall (95 % interval) | top-1 | FPR | FPR w/o filed twice | "
+          f"FP pairs filed twice | precision@{p:g} |\n|---|---|---|---|---|---|---|---|---|")
     out["all_families"] = add_counts(list(out["families"].values()))
     fams = {**out["families"], "all": out["all_families"]}
     for group, names in GROUPS + [("all", ["all"])]:
@@ -255,7 +267,8 @@ def report(out, config):
             if name not in fams:
                 continue
             m = metrics(fams[name], _at(fams[name], config), p)
-            print(f"| {group} | {name} | {fams[name]['n']} | {m['recall']:.3f} | {m['top1']:.3f} | "
+            tp, n = _at(fams[name], config)["tp"], fams[name]["n"]
+            print(f"| {group} | {name} | {n} | {m['recall']:.3f} ({interval(tp, n)}) | {m['top1']:.3f} | "
                   f"{m['fpr']:.2e} | {m['fpr_clean']:.2e} | {m['fp_same']} | {_f(m['precision'])} |")
     fd = out["false_drops"]
     r = next(r for r in fd["sweep"] if r["threshold"] == out["threshold"])
@@ -265,7 +278,13 @@ def report(out, config):
           f"without them {r['per_1000_clean']:.1f} per 1,000; {r['same_caption']} matched an eval image "
           "with the same caption, i.e. one series such as OpenClipArt's 'gramastar' line drawings; "
           f"matching neither the same drawing nor one of its series: {r['per_1000_unrelated']:.1f} "
-          "per 1,000)\n")
+          "per 1,000)")
+    if "dropped_unrelated" in r:  # 95 % intervals of the three rates
+        n = fd["images"]
+        print(f"95 % intervals per 1,000: all {interval(r['dropped'], n, 1e3, 1)}; w/o filed twice "
+              f"{interval(r['dropped_clean'], n, 1e3, 1)}; w/o filed twice or series "
+              f"{interval(r['dropped_unrelated'], n, 1e3, 1)}")
+    print()
     print("| threshold | ordinary_copy recall | ordinary_copy FPR* | all recall | all FPR* | "
           f"all precision@{p:g} | false drops / 1,000 (w/o filed twice; w/o filed twice or series) |"
           "\n|---|---|---|---|---|---|---|")

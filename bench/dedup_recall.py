@@ -16,6 +16,10 @@ computations, wall time. Two data sets:
 
 Usage (late, once, on the shared 2 cores):
   nice .venv/bin/python bench/dedup_recall.py --real_corpus /work/real_corpus
+The whole Beam stage's CPU per image, with any --dedup_* settings (run at 3000 and 300 for the
+marginal cost), e.g. a trained embedder:
+  nice .venv/bin/python bench/dedup_recall.py --real_corpus /work/corpus --skip_real --skip_synthetic \
+      --skip_embed_cost --stage_train_images 3000 [--dedup_embedder DIR --dedup_phash_max_distance_bits -1]
 """
 import argparse
 import glob
@@ -30,6 +34,7 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from dedup.config import DedupConfig, add_dedup_flags  # noqa: E402
 from dedup.index import EvalIndex  # noqa: E402
 from dedup.kmeans import fit_centroids  # noqa: E402
 from dedup.pixel_embedder import PixelEmbedder  # noqa: E402
@@ -217,20 +222,21 @@ def stored_jpegs(corpus, count, seed, shorter_side_px=346):
     return out
 
 
-def stage_cost(corpus, num_train, num_eval):
-    """The whole Beam stage (FnApiRunner, in this process) on real stored JPEGs: CPU per image."""
+def stage_cost(corpus, num_train, num_eval, config):
+    """The whole Beam stage (FnApiRunner, in this process) on real stored JPEGs: CPU per image.
+    `config`: the stage's settings from the --dedup_* flags (any embedder), with 64 clusters."""
+    import dataclasses
     import tempfile
 
     import apache_beam as beam
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     from dedup.beam_stage import FindNearDuplicatesOfEval
-    from dedup.config import DedupConfig
     from dedup.embedders import embed_in_process
 
     images = stored_jpegs(corpus, num_train + num_eval, seed=3)
     train, evals = images[:num_train], images[num_train:]
-    config = DedupConfig(num_clusters=64)
+    config = dataclasses.replace(config, num_clusters=64)
     centroids = fit_centroids(embed_in_process(config, [b for _, b in train]), 64)
     with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as train_folder:
         for key, data in evals:
@@ -248,7 +254,9 @@ def stage_cost(corpus, num_train, num_eval):
                  | beam.combiners.Count.Globally())
         wall, cpu = time.time() - start, time.process_time() - cpu
     per_image = cpu / (len(train) + len(evals)) * 1e3
-    print(f"Beam stage (FnApiRunner, pixel embedder, pHash on, K=64): {len(train)} training + "
+    phash = "off" if config.phash_max_distance_bits < 0 else "on"
+    print(f"Beam stage (FnApiRunner, embedder {config.embedder}, pHash {phash}, aligned check "
+          f"{'on' if config.verifies else 'off'}, K=64): {len(train)} training + "
           f"{len(evals)} eval stored JPEGs in {wall:.1f} s wall, {cpu:.1f} CPU s = {per_image:.2f} "
           f"CPU ms per image (pipeline start-up included)")
     return {"train": len(train), "eval": len(evals), "wall_seconds": wall, "cpu_seconds": cpu,
@@ -294,6 +302,7 @@ def main():
     parser.add_argument("--stage_train_images", type=int, default=0,
                         help="also run the Beam stage on this many real stored JPEGs (e.g. 3000)")
     parser.add_argument("--output_json", default=None)
+    add_dedup_flags(parser)  # the stage's settings for --stage_train_images (default: the defaults)
     args = parser.parse_args()
     faiss.omp_set_num_threads(2)
     out = {}
@@ -301,7 +310,7 @@ def main():
         out["embed_cost"] = embed_cost(args.real_corpus, args.embed_cost_images)
     if args.stage_train_images:
         out["stage_cost"] = stage_cost(args.real_corpus, args.stage_train_images,
-                                       max(1, args.stage_train_images // 10))
+                                       max(1, args.stage_train_images // 10), DedupConfig.from_flags(args))
     if not args.skip_real:
         run_real(args, out)
     if not args.skip_synthetic:
