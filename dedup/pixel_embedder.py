@@ -58,6 +58,15 @@ ALIGN_MAX_MOVES_PER_STEP = 3  # passes over the four edges per step size
 # side; windows every half window, 7 x 7). At weight 2 no window may hold more than a quarter of
 # the squared difference the whole image is allowed at the threshold.
 LOCAL_WINDOW_PX = 12
+# Brightening clips at white: a copy brightened by g is min(255, g x original), not g x original,
+# so the centred cosine (blind to a gain alone) drops wherever a colour channel saturates (light
+# fills, yellows, skin). Issue #11's ordinary copies are brightened or darkened by up to 8 %; on the
+# tune split the brightened half lost 3.4 % of their own pairs at 0.99 and the darkened half 0.4 %
+# (docs/DEDUP.md, "Brightness clips"). A pair aligned to between ALIGN_GIVE_UP_BELOW and
+# ALIGN_GOOD_ENOUGH is also scored against the eval crop brightened by these gains in turn and
+# clipped (at the eval detail's 96 px, before the blur), while the score rises. Darkening needs
+# nothing: it is a gain, no clipping.
+BRIGHTENING_GAINS = (1.025, 1.05, 1.075, 1.1)
 
 
 class PixelEmbedding(NamedTuple):
@@ -101,7 +110,8 @@ class PixelEmbedder:
                                   "give_up_at_start": ALIGN_GIVE_UP_AT_START,
                                   "good_enough": ALIGN_GOOD_ENOUGH,
                                   "max_moves_per_step": ALIGN_MAX_MOVES_PER_STEP,
-                                  "local_window_px": LOCAL_WINDOW_PX}}
+                                  "local_window_px": LOCAL_WINDOW_PX,
+                                  "brightening_gains": list(BRIGHTENING_GAINS)}}
 
     def embed_image(self, image: Image.Image) -> np.ndarray:
         return self._embed(image)[0]
@@ -231,22 +241,27 @@ class _Aligner:
         self._rows: dict = {}
         self._columns: dict = {}
 
-    def score(self, cuts) -> float:
-        crop, norm = self._centred_crop(cuts)
+    def score(self, cuts, gain: float = 1.0) -> float:
+        """Cosine with the crop between `cuts`; gain > 1: of the eval detail brightened by gain
+        and clipped at white (BRIGHTENING_GAINS)."""
+        crop, norm = self._centred_crop(cuts, gain)
         return float(np.dot(crop, self.training)) / norm if norm > 1e-3 else 0.0
 
-    def crop(self, cuts) -> np.ndarray:
+    def crop(self, cuts, gain: float = 1.0) -> np.ndarray:
         """The crop between `cuts`, as a unit thumbnail like the training detail (zero if flat)."""
-        crop, norm = self._centred_crop(cuts)
+        crop, norm = self._centred_crop(cuts, gain)
         return crop / norm if norm > 1e-3 else np.zeros_like(crop)
 
-    def _centred_crop(self, cuts) -> Tuple[np.ndarray, float]:
+    def _centred_crop(self, cuts, gain: float = 1.0) -> Tuple[np.ndarray, float]:
         left, top, right, bottom = (round(c, 6) for c in cuts)
-        rows = self._rows.get((top, bottom))
+        rows = self._rows.get((top, bottom)) if gain == 1.0 else None
         if rows is None:  # [48, S, 3] -> [48, 3, S]
-            resampled = _resample_matrix(top, bottom, self.blur) @ self.pixels
-            rows = self._rows[(top, bottom)] = np.ascontiguousarray(
+            pixels = self.pixels if gain == 1.0 else np.minimum(self.pixels * gain, 255.0)
+            resampled = _resample_matrix(top, bottom, self.blur) @ pixels
+            rows = np.ascontiguousarray(
                 resampled.reshape(DETAIL_SIDE_PX, EVAL_DETAIL_SIDE_PX, 3).transpose(0, 2, 1))
+            if gain == 1.0:
+                self._rows[(top, bottom)] = rows
         columns = self._columns.get((left, right))
         if columns is None:
             columns = self._columns[(left, right)] = _resample_matrix(left, right, self.blur).T
@@ -279,12 +294,22 @@ def aligned_cosine(detail: EvalDetail, training: np.ndarray,
 def aligned_score(detail: EvalDetail, training: np.ndarray,
                   view: Tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
                   mirrored: bool = False, local_weight: float = 0.0) -> float:
-    """What the aligned check decides on: the aligned cosine, capped (local_weight > 0) by
-    1 - local_weight x worst_window_residual of the best-aligned crop."""
+    """What the aligned check decides on: the aligned cosine, or the cosine with the best-aligned
+    crop brightened by one of BRIGHTENING_GAINS and clipped if that is higher; capped
+    (local_weight > 0) by 1 - local_weight x worst_window_residual of that crop."""
     cosine, aligner, cuts = _align(detail, training, view, mirrored)
-    if local_weight <= 0 or aligner is None or cosine < ALIGN_GIVE_UP_BELOW:  # no cap, no copy
+    if aligner is None or cosine < ALIGN_GIVE_UP_BELOW:  # no copy: nothing more to look at
         return cosine
-    return min(cosine, 1.0 - local_weight * worst_window_residual(training, aligner.crop(cuts)))
+    best_gain = 1.0
+    for gain in BRIGHTENING_GAINS if cosine <= ALIGN_GOOD_ENOUGH else ():
+        score = aligner.score(cuts, gain)
+        if score <= cosine:  # past the copy's gain (or it was not brightened): the rest are worse
+            break
+        cosine, best_gain = score, gain
+    if local_weight <= 0:
+        return cosine
+    residual = worst_window_residual(training, aligner.crop(cuts, best_gain))
+    return min(cosine, 1.0 - local_weight * residual)
 
 
 def worst_window_residual(training: np.ndarray, crop: np.ndarray) -> float:

@@ -252,3 +252,44 @@ def test_local_weight_caps_a_difference_in_one_place_not_a_copy():
     assert verify_candidates(variant_bytes, [("e", FULL_VIEW, 0.95)], details, config)[1] == score
     assert verify_candidates(variant_bytes, [("e", FULL_VIEW, 0.95)], details,
                              DedupConfig())[1] == cosine
+
+
+def light_drawing() -> Image.Image:
+    """Clip art in light fills (a yellow, a skin tone, a light grey) that brightening saturates."""
+    image = Image.new("RGB", (240, 200), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((20, 20, 120, 180), fill=(250, 215, 60))
+    draw.ellipse((100, 40, 220, 160), fill=(245, 205, 170))
+    draw.rectangle((60, 130, 200, 180), fill=(225, 225, 225))
+    draw.line((20, 20, 220, 180), fill=(60, 60, 60), width=3)
+    return image
+
+
+def test_a_brightened_copy_is_scored_against_the_eval_crop_brightened_and_clipped():
+    """Brightening by 8 % clips every channel above 236 at white: no longer a gain, so the centred
+    cosine drops; the check also scores the crop brightened by BRIGHTENING_GAINS and clipped.
+    Darkening is a gain (no clipping) and needs none of it."""
+    from PIL import ImageEnhance
+
+    assert pixel_embedder.BRIGHTENING_GAINS == (1.025, 1.05, 1.075, 1.1)
+    original = light_drawing()
+    detail = eval_detail_of(fixtures.encode(original), DedupConfig())
+    brighter = pixel_embedder.training_detail(ImageEnhance.Brightness(original).enhance(1.08))
+    cosine = pixel_embedder.aligned_cosine(detail, brighter)
+    score = pixel_embedder.aligned_score(detail, brighter)
+    assert cosine < 0.995 and score > 0.999  # 1 - cosine: 0.0056 -> 0.0005
+    # the gain that explains it is the one in the grid nearest 1.08
+    pixels = detail.pixels.astype(np.float32)
+    by_gain = {gain: pixel_embedder.aligned_cosine(
+        dataclasses.replace(detail, pixels=np.minimum(pixels * gain, 255.0)), brighter)
+        for gain in pixel_embedder.BRIGHTENING_GAINS}
+    assert max(by_gain, key=by_gain.get) == 1.075
+    darker = pixel_embedder.training_detail(ImageEnhance.Brightness(original).enhance(0.92))
+    assert (pixel_embedder.aligned_score(detail, darker)
+            == pixel_embedder.aligned_cosine(detail, darker) > 0.999)
+    # a recolouring is not a brightening: the yellow turned orange stays apart
+    orange = original.copy()
+    ImageDraw.Draw(orange).rectangle((20, 20, 120, 180), fill=(250, 140, 20))
+    ImageDraw.Draw(orange).line((20, 20, 220, 180), fill=(60, 60, 60), width=3)
+    recoloured = pixel_embedder.training_detail(orange)
+    assert pixel_embedder.aligned_score(detail, recoloured) < 0.95
