@@ -36,9 +36,10 @@ DEFAULT_EVAL_VIEW_MIRROR = False
 DEFAULT_VERIFY_CANDIDATES_ABOVE = 0.7
 DEFAULT_VERIFY_MAX_CANDIDATES = 3
 # The aligned check's local cap (pixel_embedder.aligned_score): off. On the test split, weight 2
-# took the false drops outside the same drawing and its series from 3.5 to 2.0 per 1,000 and
-# ordinary copies 0.855 -> 0.853, but an overlay is a difference in one place too: text overlays
-# 0.44 -> 0.35, emoji overlays 0.29 -> 0.10 (docs/DEDUP.md, "Where the difference lies").
+# took the false drops outside the same drawing and its series from 4.0 to 2.8 per 1,000 (all
+# 6,429 unrelated images) and ordinary copies 0.855 -> 0.853, but an overlay is a difference in
+# one place too: text overlays 0.44 -> 0.35, emoji overlays 0.29 -> 0.10 (docs/DEDUP.md, "Where
+# the difference lies"; docs/BENCHMARKS.md, "AFTER, fourth round").
 DEFAULT_VERIFY_LOCAL_WEIGHT = 0.0
 
 # Settings a calibration file fixes (with the flag that would set each one).
