@@ -172,14 +172,14 @@ def false_drops(side, config, images, same, same_caption, thresholds):
         dropped, filed_twice = match.any(1), (match & same).any(1)
         via_phash = dropped & ~(scores > t).any(1)  # the pHash first pass alone dropped them
         related = (match & (same | same_caption)).any(1)  # filed twice or one series
-        rows.append({"threshold": t, "dropped": int(dropped.sum()), "filed_twice": int(filed_twice.sum()),
+        counts = {"dropped": int(dropped.sum()), "dropped_clean": int((dropped & ~filed_twice).sum()),
+                  "dropped_unrelated": int((dropped & ~related).sum())}
+        rows.append({"threshold": t, **counts, "filed_twice": int(filed_twice.sum()),
                      "via_phash_only": int(via_phash.sum()),
                      "same_caption": int((match & same_caption).any(1).sum()),
-                     "dropped_clean": int((dropped & ~filed_twice).sum()),
-                     "dropped_unrelated": int((dropped & ~related).sum()),
-                     "per_1000": 1e3 * dropped.mean(),
-                     "per_1000_clean": 1e3 * (dropped & ~filed_twice).mean(),
-                     "per_1000_unrelated": 1e3 * (dropped & ~related).mean()})
+                     "per_1000": 1e3 * counts["dropped"] / len(images),
+                     "per_1000_clean": 1e3 * counts["dropped_clean"] / len(images),
+                     "per_1000_unrelated": 1e3 * counts["dropped_unrelated"] / len(images)})
     return {"images": len(images), "sweep": rows}
 
 
@@ -266,9 +266,9 @@ def report(out, config):
         for name in names:
             if name not in fams:
                 continue
-            m = metrics(fams[name], _at(fams[name], config), p)
-            tp, n = _at(fams[name], config)["tp"], fams[name]["n"]
-            print(f"| {group} | {name} | {n} | {m['recall']:.3f} ({interval(tp, n)}) | {m['top1']:.3f} | "
+            row, n = _at(fams[name], config), fams[name]["n"]
+            m = metrics(fams[name], row, p)
+            print(f"| {group} | {name} | {n} | {m['recall']:.3f} ({interval(row['tp'], n)}) | {m['top1']:.3f} | "
                   f"{m['fpr']:.2e} | {m['fpr_clean']:.2e} | {m['fp_same']} | {_f(m['precision'])} |")
     fd = out["false_drops"]
     r = next(r for r in fd["sweep"] if r["threshold"] == out["threshold"])
@@ -279,12 +279,10 @@ def report(out, config):
           "with the same caption, i.e. one series such as OpenClipArt's 'gramastar' line drawings; "
           f"matching neither the same drawing nor one of its series: {r['per_1000_unrelated']:.1f} "
           "per 1,000)")
-    if "dropped_unrelated" in r:  # 95 % intervals of the three rates
-        n = fd["images"]
-        print(f"95 % intervals per 1,000: all {interval(r['dropped'], n, 1e3, 1)}; w/o filed twice "
-              f"{interval(r['dropped_clean'], n, 1e3, 1)}; w/o filed twice or series "
-              f"{interval(r['dropped_unrelated'], n, 1e3, 1)}")
-    print()
+    n = fd["images"]
+    print(f"95 % intervals per 1,000: all {interval(r['dropped'], n, 1e3, 1)}; w/o filed twice "
+          f"{interval(r['dropped_clean'], n, 1e3, 1)}; w/o filed twice or series "
+          f"{interval(r['dropped_unrelated'], n, 1e3, 1)}\n")
     print("| threshold | ordinary_copy recall | ordinary_copy FPR* | all recall | all FPR* | "
           f"all precision@{p:g} | false drops / 1,000 (w/o filed twice; w/o filed twice or series) |"
           "\n|---|---|---|---|---|---|---|")

@@ -254,14 +254,12 @@ class _Aligner:
 
     def _centred_crop(self, cuts, gain: float = 1.0) -> Tuple[np.ndarray, float]:
         left, top, right, bottom = (round(c, 6) for c in cuts)
-        rows = self._rows.get((top, bottom)) if gain == 1.0 else None
-        if rows is None:  # [48, S, 3] -> [48, 3, S]
-            pixels = self.pixels if gain == 1.0 else np.minimum(self.pixels * gain, 255.0)
+        rows = self._rows.get((top, bottom, gain))
+        if rows is None:  # [48, S, 3] -> [48, 3, S]; gain > 1: brightened, clipped at white
+            pixels = np.minimum(self.pixels * gain, 255.0) if gain != 1.0 else self.pixels
             resampled = _resample_matrix(top, bottom, self.blur) @ pixels
-            rows = np.ascontiguousarray(
+            rows = self._rows[(top, bottom, gain)] = np.ascontiguousarray(
                 resampled.reshape(DETAIL_SIDE_PX, EVAL_DETAIL_SIDE_PX, 3).transpose(0, 2, 1))
-            if gain == 1.0:
-                self._rows[(top, bottom)] = rows
         columns = self._columns.get((left, right))
         if columns is None:
             columns = self._columns[(left, right)] = _resample_matrix(left, right, self.blur).T
